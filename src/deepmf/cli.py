@@ -1,0 +1,151 @@
+"""The ``deepmf`` command line: thin shells over the library, errors as one line + exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepmf.errors import DeepMFError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Matrix-factorization recommenders, classic and deep, on PyTorch.",
+)
+err = Console(stderr=True)
+
+
+def _layers(text: str | None):
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.replace("-", ",").split(",") if x.strip())
+    except ValueError:
+        raise DeepMFError(f"--layers must be sizes like 64,32,16 (got {text!r})") from None
+
+
+@app.command()
+def train(
+    model: Optional[str] = typer.Option(None, help="mf, biased-mf, deepmf, ..."),
+    dataset: Optional[str] = typer.Option(None, help="ml-100k, ml-1m, ncf:PATH/NAME, a file"),
+    split: Optional[str] = typer.Option(None, help="u1..u5, ua, ub, folds, given, random:P, "
+                                                   "loo, time:P"),
+    task: Optional[str] = typer.Option(None, help="explicit or implicit"),
+    epochs: Optional[int] = typer.Option(None, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1),
+    lr: Optional[float] = typer.Option(None),
+    dim: Optional[int] = typer.Option(None, min=1, help="latent factors"),
+    layers: Optional[str] = typer.Option(None, help="hidden sizes, e.g. 64,32,16"),
+    user_layers: Optional[str] = typer.Option(None, help="dmf/cfnet user tower, e.g. 512,64"),
+    item_layers: Optional[str] = typer.Option(None, help="dmf/cfnet item tower, e.g. 1024,64"),
+    dropout: Optional[float] = typer.Option(None, min=0.0, max=0.99),
+    num_neg: Optional[int] = typer.Option(None, min=1, help="negatives per positive"),
+    reg: Optional[float] = typer.Option(None, min=0.0, help="L2 on the rows each batch uses"),
+    weight_decay: Optional[float] = typer.Option(None, min=0.0),
+    optimizer: Optional[str] = typer.Option(None, help="adam, adamw, sgd, adagrad"),
+    patience: Optional[int] = typer.Option(None, min=0, help="early-stopping patience; 0 off"),
+    loss: Optional[str] = typer.Option(None, help="mse, bce, bpr"),
+    seed: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps"),
+    select_on: Optional[str] = typer.Option(None, help="valid (default) or test (papers)"),
+    refit: Optional[bool] = typer.Option(None, "--refit/--no-refit",
+                                         help="explicit: retrain on train+valid"),
+    valid_fraction: Optional[float] = typer.Option(None),
+    k: Optional[int] = typer.Option(None, min=1, help="cut-off of the ranking metrics"),
+    min_rating: Optional[float] = typer.Option(None, help="implicit: keep ratings >= this"),
+    pretrain: Optional[str] = typer.Option(None, help="RUN_A,RUN_B to initialise from"),
+    data_dir: Optional[str] = typer.Option(None, help="where datasets are looked up first"),
+    sep: Optional[str] = typer.Option(None, help="delimiter of a log file"),
+    user_col: Optional[str] = typer.Option(None),
+    item_col: Optional[str] = typer.Option(None),
+    rating_col: Optional[str] = typer.Option(None),
+    time_col: Optional[str] = typer.Option(None),
+    config: Optional[str] = typer.Option(None, help="TOML file of settings; flags override"),
+    out: Optional[str] = typer.Option(None, help="run directory (default runs/NAME-TIME)"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+):
+    """Train a model, evaluate it on test data and save a run directory."""
+    from deepmf.config import LAYER_FIELDS, RunConfig, read_config
+    from deepmf.progress import ProgressBar
+    from deepmf.rundir import train_run
+
+    flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
+    for name in LAYER_FIELDS:
+        flags[name] = _layers(flags[name])
+    values = read_config(config) if config else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    run_config = RunConfig(**values)
+    callbacks = [] if quiet else [ProgressBar(err)]
+    out_dir, metrics = train_run(run_config, callbacks)
+    err.print(f"run saved to [bold]{out_dir}[/]")
+    print(json.dumps(metrics["test"], indent=2))
+
+
+@app.command()
+def evaluate(
+    run_dir: str = typer.Argument(..., help="a run directory written by deepmf train"),
+    protocol: Optional[str] = typer.Option(None, help="sampled or full (default both)"),
+    k: Optional[int] = typer.Option(None, min=1),
+    data_dir: Optional[str] = typer.Option(None),
+):
+    """Reload a run's checkpoints and score them on its test data again."""
+    from deepmf.rundir import evaluate_run
+
+    if protocol not in (None, "sampled", "full"):
+        raise DeepMFError("--protocol must be sampled or full")
+    metrics = evaluate_run(run_dir, k=k, data_dir=data_dir)
+    if protocol == "full":
+        metrics = metrics.get("full", metrics)
+    elif protocol == "sampled":
+        metrics = {k: v for k, v in metrics.items() if k != "full"}
+    print(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def datasets(data_dir: Optional[str] = typer.Option(None)):
+    """List known datasets and where each is found."""
+    from deepmf.readers import known_datasets
+
+    table = Table("dataset", "found at", "description")
+    for entry in known_datasets(data_dir):
+        table.add_row(entry["name"], entry["found"] or "[dim]not found[/]", entry["description"])
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; user errors become one line on stderr and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="deepmf", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        err.print("deepmf: aborted")
+        return 130
+    except click.ClickException as error:
+        print(f"deepmf: error: {error.format_message()}", file=sys.stderr)
+        return 2
+    except DeepMFError as error:
+        print(f"deepmf: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepmf: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
+
+from deepmf import cli_use  # noqa: E402,F401

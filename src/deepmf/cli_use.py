@@ -1,0 +1,96 @@
+"""``deepmf recommend`` and ``deepmf serve``: use a trained run (registered on deepmf.cli.app)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepmf.cli import app, err
+from deepmf.errors import DeepMFError
+
+
+def _table(title: str, rows, score_label: str, history: bool = False,
+           digits: int = 3) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("item", justify="right")
+    table.add_column("title", style="bold")
+    table.add_column("genres", style="cyan")
+    table.add_column(score_label, justify="right")
+    for rank, row in enumerate(rows, 1):
+        value = row.rating if history else row.score
+        table.add_row(str(rank), str(row.item), row.title or "", ", ".join(row.genres),
+                      "" if value is None else f"{value:.{digits}f}")
+    return table
+
+
+@app.command()
+def recommend(
+    run_dir: str = typer.Argument(..., help="a run directory written by deepmf train"),
+    user: str = typer.Option(..., help="raw user id, as in the dataset"),
+    k: int = typer.Option(10, min=1, max=1000, help="how many items"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    history: int = typer.Option(0, min=0, help="also show the user's N latest seen items"),
+    fallback: Optional[str] = typer.Option(None, help="'popular': most-seen items for an "
+                                                      "unknown user instead of an error"),
+    include_seen: bool = typer.Option(False, help="do not leave out items the user has seen"),
+    split: Optional[str] = typer.Option(None, help="checkpoint of a multi-split run"),
+    data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
+):
+    """Top-K items for one user of a trained run, seen items left out."""
+    from deepmf.recommend import TrainedModel, UnknownIdError
+
+    if fallback not in (None, "popular"):
+        raise DeepMFError(f"--fallback must be 'popular' (got {fallback!r})")
+    model = TrainedModel(run_dir, split, data_dir, load_data=history > 0)
+    try:
+        items, source, seen = model.recommend([user], k, not include_seen)[0], "model", []
+        if history:
+            seen = model.history(user, history)
+        user = model.raw_users[model.user_index(user)]
+    except UnknownIdError as error:
+        if fallback is None:
+            raise DeepMFError(f"{error} in {run_dir}; --fallback popular recommends the "
+                              "most popular items instead") from None
+        items, source = model.popular_items(k), "popular"
+    if as_json:
+        out = {"user": user, "model": model.name, "source": source,
+               "items": [{"rank": r, **_fields(s, "score")} for r, s in enumerate(items, 1)]}
+        if history:
+            out["history"] = [_fields(s, "rating", "timestamp") for s in seen]
+        print(json.dumps(out, indent=2))
+        return
+    console = Console()
+    if history:
+        console.print(_table(f"user {user}: latest seen items", seen, "rating", history=True))
+    label = (f"most popular items (user {user} is unknown: popularity fallback)"
+             if source == "popular" else f"top {k} for user {user} ({model.name})")
+    popular = source == "popular"
+    console.print(_table(label, items, "count" if popular else "score", digits=0 if popular else 3))
+
+
+def _fields(scored, *extra: str) -> dict:
+    row = asdict(scored)
+    return {key: row[key] for key in ("item", "title", "genres", *extra)}
+
+
+@app.command()
+def serve(
+    run_dir: str = typer.Argument(..., help="a run directory written by deepmf train"),
+    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default)"),
+    port: int = typer.Option(8000, min=0, max=65535),
+    split: Optional[str] = typer.Option(None, help="checkpoint of a multi-split run"),
+    data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
+    access_log: bool = typer.Option(False, help="log every request"),
+):
+    """Serve a trained run over HTTP: JSON API, docs at /docs and a web page at /."""
+    from deepmf.serve import serve as run_server
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/] binding to {host}: the API has no authentication")
+    run_server(run_dir, host, port, split=split, data_dir=data_dir, access_log=access_log)

@@ -1,0 +1,125 @@
+"""The resolved configuration of a run: one flat, frozen record, saved as TOML."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import tomllib
+
+from deepmf.errors import ConfigError
+from deepmf.train import TrainConfig
+
+MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout")
+"""Settings that become model constructor keywords."""
+LAYER_FIELDS = ("layers", "user_layers", "item_layers")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``deepmf train`` needs; command-line flags override a ``--config`` file."""
+
+    model: str = "biased-mf"
+    dataset: str = "ml-100k"
+    split: str | None = None
+    """None: the dataset's own split (``given`` for NCF files, ``u1`` for ml-100k), else
+    ``loo`` for the implicit task and ``random:0.2`` for the explicit one."""
+    task: str | None = None
+    """explicit or implicit; None picks by model and data."""
+    data_dir: str | None = None
+    out: str | None = None
+    # model
+    dim: int | None = None
+    layers: tuple[int, ...] | None = None
+    user_layers: tuple[int, ...] | None = None
+    item_layers: tuple[int, ...] | None = None
+    dropout: float | None = None
+    # training
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    reg: float | None = None
+    num_neg: int | None = None
+    patience: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    loss: str | None = None
+    """mse for explicit; bce or bpr for implicit (default bce)."""
+    # protocol
+    valid_fraction: float = 0.05
+    refit: bool | None = None
+    """Explicit task: after early stopping, retrain on train + validation for the best
+    number of epochs (default on)."""
+    select_on: str = "valid"
+    """valid (honest default) or test (the papers' protocol: best epoch on test)."""
+    k: int = 10
+    min_rating: float | None = None
+    pretrain: str | None = None
+    # generic log columns
+    sep: str | None = None
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    time_col: str | None = None
+
+    def __post_init__(self):
+        if self.select_on not in ("valid", "test"):
+            raise ConfigError("--select-on must be valid or test")
+        if self.task not in (None, "explicit", "implicit"):
+            raise ConfigError("--task must be explicit or implicit")
+        if not 0 < self.valid_fraction < 1:
+            raise ConfigError("--valid-fraction must lie strictly between 0 and 1")
+        if self.k < 1:
+            raise ConfigError("--k must be at least 1")
+        for name in LAYER_FIELDS:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(x) for x in getattr(self, name)))
+
+    def train_config(self, defaults: dict) -> TrainConfig:
+        """The trainer's settings: set values here, else the model's defaults, else global."""
+        names = {f.name for f in fields(TrainConfig)}
+        values = {k: v for k, v in defaults.items() if k in names}
+        values.update({n: getattr(self, n) for n in names if getattr(self, n) is not None})
+        return TrainConfig(**values)
+
+    def to_toml(self) -> str:
+        lines = []
+        for key, value in asdict(self).items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def merged(self, **overrides) -> "RunConfig":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def read_config(path: str | Path) -> dict:
+    """Keys of a TOML file (flag names, dashes or underscores), checked against RunConfig."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    known = {f.name for f in fields(RunConfig)}
+    values = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[name] = value
+    return values

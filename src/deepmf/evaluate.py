@@ -1,0 +1,271 @@
+"""Evaluate a trained model: rating error, sampled ranking (NCF protocol) and full ranking.
+
+Every evaluator puts the model in eval mode under ``torch.no_grad()``, restores its previous
+training mode afterwards, and runs on the device of the model's first parameter or buffer
+(CPU if it has none). Models follow one contract: ``model(users, items) -> scores[B]`` and
+``model.score_all(users) -> scores[B, n_items]``, higher meaning better.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import numpy as np
+import torch
+
+from deepmf import metrics
+from deepmf.data import Interactions
+from deepmf.errors import ConfigError, DataError
+
+TASKS = ("implicit", "explicit")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer; CPU if it has neither."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+@contextlib.contextmanager
+def _inference(model: torch.nn.Module):
+    """``model.eval()`` under ``no_grad`` for the block, then the previous mode again."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _check_k(k: int) -> None:
+    if int(k) < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+
+
+def evaluate_ratings(
+    model: torch.nn.Module,
+    test: Interactions,
+    *,
+    clip: tuple[float, float] | None = None,
+    batch_size: int = 65536,
+) -> dict[str, float]:
+    """RMSE and MAE of the model's predicted ratings on the rows of ``test``.
+
+    Args:
+        model: explicit model; ``model(users, items)`` returns predicted ratings.
+        test: rows with ratings.
+        clip: ``(lowest, highest)`` rating; predictions are clipped to it when given.
+        batch_size: pairs scored per forward call.
+
+    Returns:
+        ``{"rmse": float, "mae": float}`` (NaN for an empty test log).
+    """
+    if test.ratings is None:
+        raise DataError("rating evaluation needs a test log with ratings")
+    if len(test) == 0:
+        return {"rmse": float("nan"), "mae": float("nan")}
+    device = model_device(model)
+    users = torch.from_numpy(test.users).to(device)
+    items = torch.from_numpy(test.items).to(device)
+    with _inference(model):
+        pred = torch.cat([
+            model(users[i : i + batch_size], items[i : i + batch_size]).float().reshape(-1)
+            for i in range(0, len(test), batch_size)
+        ])
+    if clip is not None:
+        pred = pred.clamp(float(clip[0]), float(clip[1]))
+    target = torch.from_numpy(test.ratings)
+    pred = pred.cpu()  # metrics in float64, which not every device supports
+    return {"rmse": metrics.rmse(pred, target), "mae": metrics.mae(pred, target)}
+
+
+def evaluate_sampled(
+    model: torch.nn.Module,
+    test: Interactions,
+    negatives: np.ndarray,
+    *,
+    k: int = 10,
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """Sampled ranking, exactly as the NCF reference evaluator (He et al. 2017).
+
+    Each test row's held-out item is ranked among that row's negatives, and the metrics are
+    averaged over test rows. Two rules make the numbers comparable with the papers:
+
+    * A negative equal to the held-out item is dropped, as is the padding value ``-1``
+      (1-5% of users in the NCF/DeepCF files list their own held-out item among the 99).
+    * Ties are pessimistic: a negative whose score equals the held-out item's score ranks
+      above it, ``rank = #{valid negatives with score >= positive score}`` (0-based). This
+      matters for held-out items that never occur in training (their scores often tie).
+
+    With one relevant item: ``HR@K = [rank < K]``, ``NDCG@K = [rank < K] / log2(rank + 2)``,
+    ``mAP@K = [rank < K] / (rank + 1)`` and ``mrr = 1 / (rank + 1)``, not truncated at K.
+
+    Args:
+        model: scores pairs with ``model(users, items)``.
+        test: one row per held-out (user, item) pair.
+        negatives: ``int64[len(test), n_neg]`` items to rank each held-out item against.
+        k: cut-off.
+        batch_size: test rows per forward call (each row scores ``1 + n_neg`` pairs).
+
+    Returns:
+        ``{"hr@K", "ndcg@K", "mrr", "map@K"}`` as floats (NaN for an empty test log).
+    """
+    _check_k(k)
+    negatives = np.asarray(negatives)
+    if negatives.ndim != 2 or negatives.shape[0] != len(test):
+        raise DataError(
+            f"negatives must have shape (n_test={len(test)}, n_neg), got {negatives.shape}"
+        )
+    keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}")
+    if len(test) == 0:
+        return dict.fromkeys(keys, float("nan"))
+    device = model_device(model)
+    users = torch.from_numpy(test.users).to(device)
+    items = torch.from_numpy(test.items).to(device)
+    negs = torch.from_numpy(negatives.astype(np.int64, copy=False)).to(device)
+    ranks = []
+    with _inference(model):
+        for i in range(0, len(test), batch_size):
+            rows = slice(i, i + batch_size)
+            u, pos, neg = users[rows], items[rows], negs[rows]
+            valid = (neg >= 0) & (neg != pos[:, None])  # [B, n_neg]
+            candidates = torch.cat([pos[:, None], neg.clamp(min=0)], dim=1)  # [B, 1 + n_neg]
+            flat_users = u[:, None].expand_as(candidates).reshape(-1)
+            scores = model(flat_users, candidates.reshape(-1)).reshape(candidates.shape)
+            ranks.append(((scores[:, 1:] >= scores[:, :1]) & valid).sum(dim=1))
+    rank = torch.cat(ranks).cpu()  # [n_test] 0-based rank of the held-out item
+    hits = torch.arange(k) == rank[:, None]  # [n_test, K]
+    one = torch.ones_like(rank)
+    values = (
+        metrics.hit_rate(hits),
+        metrics.ndcg(hits, one),
+        1.0 / (rank + 1).double(),
+        metrics.average_precision(hits, one),
+    )
+    return {key: float(value.mean()) for key, value in zip(keys, values)}
+
+
+def _csr_gather(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor):
+    """Row positions and column indices of the CSR rows ``users`` (no Python loop)."""
+    starts, ends = indptr[users], indptr[users + 1]
+    counts = ends - starts  # [B]
+    rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+    offsets = torch.arange(len(rows), device=users.device) - (counts.cumsum(0) - counts)[rows]
+    return rows, indices[starts[rows] + offsets]
+
+
+def evaluate_full(
+    model: torch.nn.Module,
+    train: Interactions,
+    test: Interactions,
+    *,
+    k: int = 10,
+    batch_users: int = 1024,
+) -> dict[str, float]:
+    """Full ranking: each test user's top K among all items they did not train on.
+
+    For batches of users, ``model.score_all`` scores every item; the user's training items
+    are set to ``-inf`` and the top K taken. A user's relevant items are their distinct test
+    items that are not training items of that user (a repeat of a training item can never be
+    recommended, so it is not counted); users left with no relevant item are skipped, and
+    metrics are averaged over the remaining users. Rows are scored independently, so results
+    do not depend on ``batch_users``. With fewer than K candidate items, the lists are shorter
+    and precision still divides by K.
+
+    Args:
+        model: provides ``score_all(users) -> scores[B, n_items]``.
+        train: items to exclude from each user's ranking.
+        test: relevant items.
+        k: cut-off.
+        batch_users: users scored per ``score_all`` call.
+
+    Returns:
+        ``{"hr@K", "ndcg@K", "mrr", "map@K", "recall@K", "precision@K"}`` as floats, where
+        ``mrr`` is truncated at K; NaN values when no user has a relevant item.
+    """
+    _check_k(k)
+    n_items = max(train.n_items, test.n_items)
+    keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}", f"recall@{k}", f"precision@{k}")
+    relevant = np.unique(test.users * n_items + test.items)
+    users, items = relevant // n_items, relevant % n_items
+    relevant = relevant[~((items < train.n_items) & train.contains(users, items))]
+    eval_users, counts = np.unique(relevant // n_items, return_counts=True)
+    n_relevant = torch.from_numpy(counts.astype(np.int64))
+    if len(eval_users) == 0:
+        return dict.fromkeys(keys, float("nan"))
+    device = model_device(model)
+    relevant_t = torch.from_numpy(relevant).to(device)  # sorted (user, item) keys
+    csr = train.csr
+    indptr = np.pad(csr.indptr.astype(np.int64), (0, max(0, test.n_users - train.n_users)), "edge")
+    indptr = torch.from_numpy(indptr).to(device)  # covers test users unknown to train
+    indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
+    eval_users_t = torch.from_numpy(eval_users).to(device)
+    minus_inf = torch.tensor(float("-inf"), device=device)
+    values: list[list[torch.Tensor]] = [[] for _ in keys]
+    with _inference(model):
+        for i in range(0, len(eval_users), batch_users):
+            users = eval_users_t[i : i + batch_users]
+            scores = model.score_all(users).float()  # [B, n_items]
+            if scores.shape != (len(users), n_items):
+                raise DataError(
+                    f"score_all returned shape {tuple(scores.shape)}, "
+                    f"expected {(len(users), n_items)}"
+                )
+            rows, cols = _csr_gather(indptr, indices, users)
+            scores = scores.index_put((rows, cols), minus_inf)  # a copy: outputs stay intact
+            top = scores.topk(min(k, n_items), dim=1).indices  # [B, K']
+            wanted = users[:, None] * n_items + top
+            pos = torch.searchsorted(relevant_t, wanted).clamp(max=len(relevant_t) - 1)
+            hits = (relevant_t[pos] == wanted).cpu()  # [B, K']; metrics run on the CPU
+            n_rel = n_relevant[i : i + batch_users]
+            batch = (
+                metrics.hit_rate(hits),
+                metrics.ndcg(hits, n_rel),
+                metrics.mrr(hits),
+                metrics.average_precision(hits, n_rel),
+                metrics.recall(hits, n_rel),
+                metrics.precision(hits, k),
+            )
+            for store, value in zip(values, batch):
+                store.append(value)
+    return {key: float(torch.cat(value).mean()) for key, value in zip(keys, values)}
+
+
+def evaluate(
+    model: torch.nn.Module,
+    train: Interactions,
+    test: Interactions,
+    *,
+    negatives: np.ndarray | None = None,
+    k: int = 10,
+    task: str = "implicit",
+    clip: tuple[float, float] | None = None,
+) -> dict:
+    """Every metric that applies to the task.
+
+    Args:
+        model: the trained model.
+        train: training log (items excluded from full ranking).
+        test: test log.
+        negatives: ``int64[len(test), n_neg]`` for the sampled protocol (implicit only).
+        k: ranking cut-off.
+        task: ``"explicit"`` (rating error) or ``"implicit"`` (ranking).
+        clip: rating range for explicit predictions.
+
+    Returns:
+        Explicit: ``{"rmse", "mae"}``. Implicit: the sampled metrics (``hr@K``, ``ndcg@K``,
+        ``mrr``, ``map@K``) at top level when ``negatives`` is given, plus ``"full"``: the
+        full-ranking metrics of :func:`evaluate_full`.
+    """
+    if task == "explicit":
+        return evaluate_ratings(model, test, clip=clip)
+    if task != "implicit":
+        raise ConfigError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+    result: dict = {}
+    if negatives is not None:
+        result.update(evaluate_sampled(model, test, negatives, k=k))
+    result["full"] = evaluate_full(model, train, test, k=k)
+    return result

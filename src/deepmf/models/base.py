@@ -1,0 +1,65 @@
+"""The one scoring contract every deepmf model shares."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Recommender(nn.Module):
+    """Base class: score (user, item) pairs, or every item for a batch of users.
+
+    Subclasses implement ``forward(users, items) -> scores[B]``: a predicted rating for
+    explicit models, a logit for implicit ones; higher always means "more relevant".
+    ``score_all`` has a generic (broadcasting) default; models that can do better
+    (a single matmul, towers computed once) override it.
+
+    ``model_args`` holds the constructor keywords, so a checkpoint can rebuild the model.
+    """
+
+    n_users: int
+    n_items: int
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user: ``[B, n_items]``."""
+        n = users.shape[0]
+        items = torch.arange(self.n_items, device=users.device)
+        pairs_users = users.repeat_interleave(self.n_items)  # [B * n_items]
+        return self.forward(pairs_users, items.repeat(n)).view(n, self.n_items)
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean squared norm of the parameter rows a batch used (L2 on the rows, not the table).
+
+        Models without per-id parameters return zero; the trainer multiplies by ``reg``.
+        """
+        return torch.zeros((), device=users.device)
+
+    def item_vectors(self) -> torch.Tensor | None:
+        """One vector per item for similarity search, or None if the model has none."""
+        return None
+
+
+def embedding(n: int, dim: int, std: float) -> nn.Embedding:
+    """An embedding table initialised from N(0, std^2)."""
+    table = nn.Embedding(n, dim)
+    nn.init.normal_(table.weight, std=std)
+    return table
+
+
+def row_norms(*rows: torch.Tensor) -> torch.Tensor:
+    """Sum over tensors of the batch-mean squared L2 norm of their rows."""
+    return sum(r.pow(2).sum(-1).mean() if r.dim() > 1 else r.pow(2).mean() for r in rows)
+
+
+def mlp(
+    sizes: tuple[int, ...], dropout: float = 0.0, last_activation: bool = True
+) -> nn.Sequential:
+    """Linear+ReLU(+Dropout) stack over ``sizes`` (input size first)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if last_activation or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)

@@ -1,0 +1,327 @@
+"""DeepCF (Deng et al., AAAI 2019): CFNet-rl (``dmf``), CFNet-ml and their fusion CFNet.
+
+Each model reads a user as her binary interaction row ``r_u ∈ {0,1}^|I|`` and an item as its
+column ``r_i ∈ {0,1}^|U|`` of the *training* matrix. A linear layer over a binary row is the
+sum of the weight rows of its non-zeros, ``r_u W = Σ_{j: r_uj = 1} W_j``, so the first layer of
+every tower is a gather-sum over the training CSR (``embedding_bag``); no dense
+users × items tensor exists anywhere. Towers run once per distinct user and item of a batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepmf.data import Interactions
+from deepmf.errors import ConfigError
+from deepmf.models.base import Recommender, mlp
+
+
+def _long(array) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+
+
+class InteractionRows(nn.Module):
+    """The binary rows of one side of the training matrix, as CSR plus its transpose.
+
+    Buffers are non-persistent: a checkpoint holds weights only and the rows are rebuilt
+    from the training log. ``transpose`` serves the backward pass (see :class:`_RowSum`).
+    """
+
+    def __init__(self, matrix):
+        super().__init__()
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        transpose = matrix.T.tocsr()
+        transpose.sort_indices()
+        self.n_rows, self.n_cols = matrix.shape
+        for name, m in (("", matrix), ("t_", transpose)):
+            self.register_buffer(name + "indptr", _long(m.indptr), persistent=False)
+            self.register_buffer(name + "indices", _long(m.indices), persistent=False)
+
+    def gather(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Column indices of the rows ``ids`` and their offsets, for ``embedding_bag``."""
+        starts = self.indptr[ids]
+        counts = self.indptr[ids + 1] - starts  # [R]
+        offsets = counts.cumsum(0) - counts  # [R] start of each row in ``flat``
+        shift = torch.repeat_interleave(starts - offsets, counts)  # [nnz]
+        flat = self.indices[torch.arange(len(shift), device=ids.device) + shift]
+        return flat, offsets
+
+
+class _RowSum(torch.autograd.Function):
+    """``out[r] = Σ_{j ∈ row ids[r]} W_j``, with a backward that also gathers.
+
+    ``dW_j = Σ_{r : j ∈ row ids[r]} g_r`` is a sum over the transposed rows, restricted to
+    the batch's rows; running it as a second ``embedding_bag`` over the transpose avoids
+    the slow scatter of the generic embedding backward.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, rows: InteractionRows, ids):
+        flat, offsets = rows.gather(ids)
+        ctx.rows = rows
+        ctx.save_for_backward(ids)
+        return F.embedding_bag(flat, weight, offsets, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        (ids,) = ctx.saved_tensors
+        rows: InteractionRows = ctx.rows
+        position = torch.full((rows.n_rows,), len(ids), dtype=torch.long, device=ids.device)
+        position[ids] = torch.arange(len(ids), device=ids.device)
+        source = position[rows.t_indices]  # batch row of each non-zero; len(ids) if absent
+        keep = source < len(ids)
+        kept = torch.cat([keep.new_zeros(1, dtype=torch.long), keep.long().cumsum(0)])
+        grad_weight = F.embedding_bag(source[keep], grad, kept[rows.t_indptr], mode="sum",
+                                      include_last_offset=True)  # [n_cols, d]
+        return grad_weight, None, None
+
+
+class SparseLinear(nn.Module):
+    """``nn.Linear(n_in, n_out)`` over binary interaction rows: ``h = Σ_{j ∈ row} W_j + b``.
+
+    Initialised as Keras' ``Dense`` (Glorot uniform weights, zero bias), as in DeepCF.
+    """
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        bound = math.sqrt(6.0 / (n_in + n_out))
+        self.weight = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, rows: InteractionRows, ids: torch.Tensor) -> torch.Tensor:
+        unique, inverse = torch.unique(ids, return_inverse=True)  # the backward needs distinct
+        return (_RowSum.apply(self.weight, rows, unique) + self.bias)[inverse]  # [R, n_out]
+
+
+def _rows(n_users: int, n_items: int, interactions: Interactions | None):
+    if interactions is None:
+        interactions = Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                    n_users=n_users, n_items=n_items)
+    if (interactions.n_users, interactions.n_items) != (n_users, n_items):
+        raise ConfigError("interactions do not match the model's id spaces")
+    matrix = interactions.csr
+    return InteractionRows(matrix), InteractionRows(matrix.T)
+
+
+def _sizes(name: str, layers) -> tuple[int, ...]:
+    sizes = tuple(int(x) for x in layers)
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--{name}: one or more positive layer sizes, e.g. 512,64")
+    return sizes
+
+
+def _head(n_in: int) -> nn.Linear:
+    head = nn.Linear(n_in, 1)  # LeCun normal, as DeepCF's prediction layer
+    nn.init.normal_(head.weight, std=1 / math.sqrt(n_in))
+    nn.init.zeros_(head.bias)
+    return head
+
+
+def _glorot(module: nn.Module) -> nn.Module:
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def _distinct(ids: torch.Tensor, tower) -> torch.Tensor:
+    """``tower`` run once per distinct id, then spread back to ``ids``' positions."""
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    return tower(unique)[inverse]
+
+
+def _chunked(fn, n: int, device, chunk: int = 4096) -> torch.Tensor:
+    ids = torch.arange(n, device=device)
+    return torch.cat([fn(ids[i : i + chunk]) for i in range(0, n, chunk)])
+
+
+class DMF(Recommender):
+    """CFNet-rl, DeepCF's representation-learning part (seed 000's "DMF").
+
+    ``ŷ_ui = σ(wᵀ (f_U(r_u) ⊙ f_I(r_i)) + b)``: a user tower ``f_U`` over the interaction
+    row ``r_u`` (``|I| → 512 → 64`` by default), an item tower ``f_I`` over ``r_i``
+    (``|U| → 1024 → 64``); the first layer of each is linear, the others ReLU (as in DeepCF's
+    code). Deng et al., "DeepCF: A Unified Framework of Representation Learning and Matching
+    Function Learning in Recommender System", AAAI 2019.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        interactions: the training log whose rows feed the towers (never the test items).
+        user_layers: user tower sizes after the |I| input; the last must equal item_layers'.
+        item_layers: item tower sizes after the |U| input.
+    """
+
+    def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
+                 user_layers: tuple[int, ...] = (512, 64),
+                 item_layers: tuple[int, ...] = (1024, 64)):
+        super().__init__()
+        user_layers, item_layers = _sizes("user-layers", user_layers), _sizes("item-layers",
+                                                                               item_layers)
+        if user_layers[-1] != item_layers[-1]:
+            raise ConfigError("--user-layers and --item-layers must end in the same size")
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items, user_layers=list(user_layers),
+                               item_layers=list(item_layers))
+        self.user_rows, self.item_rows = _rows(n_users, n_items, interactions)
+        self.user_first = SparseLinear(n_items, user_layers[0])
+        self.item_first = SparseLinear(n_users, item_layers[0])
+        self.user_tower = _glorot(mlp(user_layers))
+        self.item_tower = _glorot(mlp(item_layers))
+        self.head = _head(user_layers[-1])
+        self.out_features = user_layers[-1]
+
+    def user_latent(self, users: torch.Tensor) -> torch.Tensor:
+        """``f_U(r_u)`` for each user: ``[B, d]``."""
+        return self.user_tower(self.user_first(self.user_rows, users))
+
+    def item_latent(self, items: torch.Tensor) -> torch.Tensor:
+        """``f_I(r_i)`` for each item: ``[B, d]``."""
+        return self.item_tower(self.item_first(self.item_rows, items))
+
+    def features(self, users, items):
+        return _distinct(users, self.user_latent) * _distinct(items, self.item_latent)
+
+    def forward(self, users, items):
+        return self.head(self.features(users, items))[:, 0]
+
+    def score_all(self, users):
+        with torch.no_grad():  # item tower once per call, nothing cached between calls
+            items = _chunked(self.item_latent, self.n_items, users.device)  # [I, d]
+            return (self.user_latent(users) * self.head.weight[0]) @ items.T + self.head.bias
+
+    def item_vectors(self):
+        with torch.no_grad():
+            return _chunked(self.item_latent, self.n_items, self.head.weight.device)
+
+
+class CFNetML(Recommender):
+    """CFNet-ml, DeepCF's matching-function-learning part.
+
+    ``ŷ_ui = σ(wᵀ φ([P r_u ; Q r_i]) + b)``: linear user and item latent vectors from the
+    same interaction rows (``layers[0] / 2`` each), concatenated and passed through ReLU
+    layers ``layers[1:]`` (default 512-256-128-64). Deng et al., AAAI 2019.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        interactions: the training log whose rows feed the model.
+        layers: concatenation size followed by the hidden sizes.
+    """
+
+    def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
+                 layers: tuple[int, ...] = (512, 256, 128, 64)):
+        super().__init__()
+        layers = _sizes("layers", layers)
+        if len(layers) < 2 or layers[0] % 2:
+            raise ConfigError("--layers for cfnet-ml: an even concatenation size and at least "
+                              "one hidden layer, e.g. 512,256,128,64")
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items, layers=list(layers))
+        self.user_rows, self.item_rows = _rows(n_users, n_items, interactions)
+        self.user_first = SparseLinear(n_items, layers[0] // 2)
+        self.item_first = SparseLinear(n_users, layers[0] // 2)
+        self.tower = _glorot(mlp(layers))
+        self.head = _head(layers[-1])
+        self.out_features = layers[-1]
+
+    def features(self, users, items):
+        p = _distinct(users, lambda u: self.user_first(self.user_rows, u))
+        q = _distinct(items, lambda i: self.item_first(self.item_rows, i))
+        return self.tower(torch.cat([p, q], dim=-1))  # [B, layers[-1]]
+
+    def forward(self, users, items):
+        return self.head(self.features(users, items))[:, 0]
+
+    def all_features(self, users, chunk: int = 64):
+        """Tower outputs for every item of each user, ``[B, n_items, layers[-1]]``.
+
+        The first hidden layer splits into a user part and an item part, each computed once
+        (the item part under ``no_grad`` for all items), then broadcast per pair.
+        """
+        first, rest = self.tower[0], self.tower[1:]
+        half = self.user_first.weight.shape[1]
+        with torch.no_grad():
+            q = _chunked(lambda i: self.item_first(self.item_rows, i), self.n_items,
+                         users.device)
+            item_part = q @ first.weight[:, half:].T + first.bias  # [I, h]
+            user_part = self.user_first(self.user_rows, users) @ first.weight[:, :half].T
+            return torch.cat([rest(user_part[i : i + chunk, None, :] + item_part[None])
+                              for i in range(0, len(users), chunk)])
+
+    def score_all(self, users):
+        return self.head(self.all_features(users))[..., 0]
+
+
+class CFNet(Recommender):
+    """CFNet: CFNet-rl and CFNet-ml fused by concatenating their last layers into one head.
+
+    ``ŷ_ui = σ(hᵀ [f_U(r_u) ⊙ f_I(r_i) ; φ(P r_u, Q r_i)] + b)``. Train end to end, or build
+    from trained parts with :meth:`from_pretrained` and fine-tune, as Deng et al. do.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        interactions: the training log whose rows feed both parts.
+        user_layers: the DMF part's user tower.
+        item_layers: the DMF part's item tower.
+        layers: the CFNet-ml part's layers.
+    """
+
+    def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
+                 user_layers: tuple[int, ...] = (512, 64),
+                 item_layers: tuple[int, ...] = (1024, 64),
+                 layers: tuple[int, ...] = (512, 256, 128, 64)):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.dmf = DMF(n_users, n_items, interactions, user_layers, item_layers)
+        self.ml = CFNetML(n_users, n_items, None, layers)
+        self.ml.user_rows, self.ml.item_rows = self.dmf.user_rows, self.dmf.item_rows  # shared
+        self.model_args = dict(n_users=n_users, n_items=n_items,
+                               user_layers=self.dmf.model_args["user_layers"],
+                               item_layers=self.dmf.model_args["item_layers"],
+                               layers=self.ml.model_args["layers"])
+        self.head = _head(self.dmf.out_features + self.ml.out_features)
+        for part in (self.dmf, self.ml):  # the parts' own heads are unused inside CFNet
+            part.head.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, dmf: DMF, ml: CFNetML, alpha: float = 0.5) -> "CFNet":
+        """CFNet initialised from trained parts: head ``[α w_rl ; (1-α) w_ml]``, bias mixed."""
+        if (dmf.n_users, dmf.n_items) != (ml.n_users, ml.n_items):
+            raise ConfigError("--pretrain: the dmf and cfnet-ml runs have different id spaces")
+        model = cls(dmf.n_users, dmf.n_items, None, dmf.model_args["user_layers"],
+                    dmf.model_args["item_layers"], ml.model_args["layers"])
+        model.dmf.user_rows, model.dmf.item_rows = dmf.user_rows, dmf.item_rows
+        model.ml.user_rows, model.ml.item_rows = dmf.user_rows, dmf.item_rows
+        model.dmf.load_state_dict(dmf.state_dict())
+        model.ml.load_state_dict(ml.state_dict())
+        with torch.no_grad():
+            model.head.weight.copy_(torch.cat([alpha * dmf.head.weight,
+                                               (1 - alpha) * ml.head.weight], dim=1))
+            model.head.bias.copy_(alpha * dmf.head.bias + (1 - alpha) * ml.head.bias)
+        return model.to(dmf.head.weight.device)
+
+    def forward(self, users, items):
+        x = torch.cat([self.dmf.features(users, items), self.ml.features(users, items)], -1)
+        return self.head(x)[:, 0]
+
+    def score_all(self, users):
+        d = self.dmf.out_features
+        weights = self.head.weight[0]
+        with torch.no_grad():
+            items = _chunked(self.dmf.item_latent, self.n_items, users.device)  # [I, d]
+            rl = (self.dmf.user_latent(users) * weights[:d]) @ items.T  # [B, I]
+            return rl + self.ml.all_features(users) @ weights[d:] + self.head.bias
+
+    def item_vectors(self):
+        return self.dmf.item_vectors()

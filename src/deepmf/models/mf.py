@@ -1,0 +1,123 @@
+"""Latent factor models for rating prediction: MF, biased MF and DeepMF."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepmf.models.base import Recommender, embedding, mlp, row_norms
+
+
+class MF(Recommender):
+    """Plain matrix factorization (seeds 002/004).
+
+    ``r̂(u, i) = p_u · q_i``. With the BCE or BPR loss the same model is the dot-product
+    baseline of Rendle et al. (RecSys 2020) for implicit feedback.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: number of latent factors.
+        init_std: standard deviation of the normal initialisation.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 64, init_std: float = 0.1):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items, dim=dim, init_std=init_std)
+        self.user_factors = embedding(n_users, dim, init_std)
+        self.item_factors = embedding(n_items, dim, init_std)
+
+    def forward(self, users, items):
+        return (self.user_factors(users) * self.item_factors(items)).sum(-1)  # [B]
+
+    def score_all(self, users):
+        return self.user_factors(users) @ self.item_factors.weight.T  # [B, n_items]
+
+    def penalty(self, users, items):
+        return row_norms(self.user_factors(users), self.item_factors(items))
+
+    def item_vectors(self):
+        return self.item_factors.weight
+
+
+class BiasedMF(MF):
+    """Biased matrix factorization (seed 004; Koren et al. 2009).
+
+    ``r̂(u, i) = μ + b_u + b_i + p_u · q_i`` with μ the global mean rating of the
+    training data, and L2 on the factor and bias rows each batch uses.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: number of latent factors.
+        global_mean: μ, set from the training ratings.
+        init_std: standard deviation of the normal initialisation of the factors.
+    """
+
+    def __init__(
+        self, n_users: int, n_items: int, dim: int = 64, global_mean: float = 0.0,
+        init_std: float = 0.1,
+    ):
+        super().__init__(n_users, n_items, dim, init_std)
+        self.model_args["global_mean"] = float(global_mean)
+        self.user_bias = nn.Embedding(n_users, 1)
+        self.item_bias = nn.Embedding(n_items, 1)
+        nn.init.zeros_(self.user_bias.weight)
+        nn.init.zeros_(self.item_bias.weight)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+
+    def forward(self, users, items):
+        dot = super().forward(users, items)
+        return dot + self.global_mean + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0]
+
+    def score_all(self, users):
+        scores = super().score_all(users) + self.user_bias(users)  # [B, n_items]
+        return scores + self.item_bias.weight[:, 0] + self.global_mean
+
+    def penalty(self, users, items):
+        return super().penalty(users, items) + row_norms(
+            self.user_bias(users)[:, 0], self.item_bias(items)[:, 0]
+        )
+
+
+class DeepMF(Recommender):
+    """An MLP over concatenated user and item embeddings (seed 003).
+
+    ``r̂(u, i) = μ + MLP([p_u ; q_i])``, ReLU hidden layers with dropout, linear output.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: embedding size of each side.
+        layers: hidden layer sizes.
+        dropout: dropout probability after each hidden layer.
+        global_mean: μ, an offset so the network learns deviations from the mean.
+    """
+
+    def __init__(
+        self, n_users: int, n_items: int, dim: int = 32, layers: tuple[int, ...] = (64, 32),
+        dropout: float = 0.2, global_mean: float = 0.0,
+    ):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        layers = tuple(int(x) for x in layers)
+        self.model_args = dict(
+            n_users=n_users, n_items=n_items, dim=dim, layers=list(layers), dropout=dropout,
+            global_mean=float(global_mean),
+        )
+        self.user_embedding = embedding(n_users, dim, 0.05)
+        self.item_embedding = embedding(n_items, dim, 0.05)
+        self.tower = mlp((2 * dim, *layers), dropout)
+        self.out = nn.Linear(layers[-1] if layers else 2 * dim, 1)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+
+    def forward(self, users, items):
+        x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)  # [B, 2d]
+        return self.out(self.tower(x))[:, 0] + self.global_mean
+
+    def penalty(self, users, items):
+        return row_norms(self.user_embedding(users), self.item_embedding(items))
+
+    def item_vectors(self):
+        return self.item_embedding.weight

@@ -1,0 +1,192 @@
+"""Neural collaborative filtering (He et al., WWW 2017): GMF, MLP, NeuMF; and ItemPop.
+
+All output logits; ``σ(logit)`` is the predicted probability of an interaction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepmf.data import Interactions
+from deepmf.errors import ConfigError
+from deepmf.models.base import Recommender, embedding, mlp, row_norms
+
+
+class GMF(Recommender):
+    """Generalized matrix factorization: ``ŷ = σ(hᵀ(p_u ⊙ q_i) + b)``.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: predictive factors F (the embedding size).
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 8):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items, dim=dim)
+        self.user_embedding = embedding(n_users, dim, 0.01)
+        self.item_embedding = embedding(n_items, dim, 0.01)
+        self.head = nn.Linear(dim, 1)
+        self.out_features = dim
+
+    def features(self, users, items):
+        return self.user_embedding(users) * self.item_embedding(items)  # [B, F]
+
+    def forward(self, users, items):
+        return self.head(self.features(users, items))[:, 0]
+
+    def score_all(self, users):
+        weighted = self.user_embedding(users) * self.head.weight[0]  # [B, F]
+        return weighted @ self.item_embedding.weight.T + self.head.bias  # [B, n_items]
+
+    def penalty(self, users, items):
+        return row_norms(self.user_embedding(users), self.item_embedding(items))
+
+    def item_vectors(self):
+        return self.item_embedding.weight
+
+
+def default_layers(dim: int) -> tuple[int, ...]:
+    """NCF's tower for F predictive factors: 8F (the concatenation) -> 4F -> 2F -> F."""
+    return (8 * dim, 4 * dim, 2 * dim, dim)
+
+
+class MLP(Recommender):
+    """The NCF multi-layer perceptron: ``ŷ = σ(hᵀ φ([p_u ; q_i]) + b)``.
+
+    Each side is embedded in ``layers[0] / 2`` dimensions; the concatenation runs through
+    ReLU layers ``layers[1:]``. By default ``layers = (8F, 4F, 2F, F)``.
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: predictive factors F (the last layer's size when ``layers`` is not given).
+        layers: concatenation size followed by the hidden sizes.
+        dropout: dropout after each hidden layer.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 8,
+                 layers: tuple[int, ...] | None = None, dropout: float = 0.0):
+        super().__init__()
+        layers = tuple(int(x) for x in layers) if layers else default_layers(dim)
+        if len(layers) < 2 or layers[0] % 2:
+            raise ConfigError("--layers for mlp/neumf: an even concatenation size and at "
+                              "least one hidden layer, e.g. 64,32,16,8")
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items, dim=dim, layers=list(layers),
+                               dropout=dropout)
+        half = layers[0] // 2
+        self.user_embedding = embedding(n_users, half, 0.01)
+        self.item_embedding = embedding(n_items, half, 0.01)
+        self.tower = mlp(layers, dropout)
+        self.head = nn.Linear(layers[-1], 1)
+        self.out_features = layers[-1]
+
+    def features(self, users, items):
+        x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
+        return self.tower(x)  # [B, layers[-1]]
+
+    def forward(self, users, items):
+        return self.head(self.features(users, items))[:, 0]
+
+    def all_features(self, users) -> torch.Tensor:
+        """Tower outputs for every item of each user, ``[B, n_items, layers[-1]]``.
+
+        The first layer of ``[p_u ; q_i]`` splits into a user part and an item part, each
+        computed once, then broadcast: the widest matmul no longer runs per pair.
+        """
+        first, rest = self.tower[0], self.tower[1:]
+        half = self.user_embedding.embedding_dim
+        user_part = self.user_embedding(users) @ first.weight[:, :half].T  # [B, h]
+        item_part = self.item_embedding.weight @ first.weight[:, half:].T  # [I, h]
+        hidden = user_part[:, None, :] + item_part[None, :, :] + first.bias  # [B, I, h]
+        return rest(hidden)
+
+    def score_all(self, users):
+        return self.head(self.all_features(users))[..., 0]
+
+    def penalty(self, users, items):
+        return row_norms(self.user_embedding(users), self.item_embedding(items))
+
+
+class NeuMF(Recommender):
+    """NeuMF: a GMF and an MLP side by side, their last layers concatenated into one head.
+
+    ``ŷ = σ(hᵀ [p_u^G ⊙ q_i^G ; φ(p_u^M, q_i^M)] + b)``. Build it from trained parts with
+    :meth:`from_pretrained`, as He et al. do (head weights mixed with α = 0.5).
+
+    Args:
+        n_users: size of the user id space.
+        n_items: size of the item id space.
+        dim: predictive factors F of both parts.
+        layers: the MLP's layers (default 8F, 4F, 2F, F).
+        dropout: dropout in the MLP tower.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 8,
+                 layers: tuple[int, ...] | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.gmf = GMF(n_users, n_items, dim)
+        self.mlp = MLP(n_users, n_items, dim, layers, dropout)
+        self.model_args = dict(n_users=n_users, n_items=n_items, dim=dim,
+                               layers=self.mlp.model_args["layers"], dropout=dropout)
+        self.head = nn.Linear(self.gmf.out_features + self.mlp.out_features, 1)
+        # The parts' own heads are unused inside NeuMF.
+        for part in (self.gmf, self.mlp):
+            part.head.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, gmf: GMF, mlp_model: MLP, alpha: float = 0.5) -> "NeuMF":
+        """NeuMF initialised from a trained GMF and MLP (He et al. 2017, §3.4.1)."""
+        model = cls(gmf.n_users, gmf.n_items, gmf.model_args["dim"],
+                    mlp_model.model_args["layers"], mlp_model.model_args["dropout"])
+        model.model_args["dim"] = gmf.model_args["dim"]
+        model.gmf.load_state_dict(gmf.state_dict())
+        model.mlp.load_state_dict(mlp_model.state_dict())
+        with torch.no_grad():
+            model.head.weight.copy_(torch.cat(
+                [alpha * gmf.head.weight, (1 - alpha) * mlp_model.head.weight], dim=1))
+            model.head.bias.copy_(alpha * gmf.head.bias + (1 - alpha) * mlp_model.head.bias)
+        return model
+
+    def forward(self, users, items):
+        x = torch.cat([self.gmf.features(users, items), self.mlp.features(users, items)], -1)
+        return self.head(x)[:, 0]
+
+    def score_all(self, users):
+        f = self.gmf.out_features
+        weights = self.head.weight[0]
+        gmf_part = (self.gmf.user_embedding(users) * weights[:f]) @ self.gmf.item_embedding.weight.T
+        mlp_part = self.mlp.all_features(users) @ weights[f:]  # [B, I]
+        return gmf_part + mlp_part + self.head.bias
+
+    def penalty(self, users, items):
+        return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)
+
+    def item_vectors(self):
+        return self.gmf.item_embedding.weight
+
+
+class ItemPop(Recommender):
+    """Popularity: every user gets the items with the most training interactions first.
+
+    Not trained; the floor any personalised model must clear.
+    """
+
+    def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.model_args = dict(n_users=n_users, n_items=n_items)
+        counts = torch.zeros(n_items)
+        if interactions is not None:
+            counts = torch.as_tensor(interactions.item_counts, dtype=torch.float32)
+        self.register_buffer("counts", counts)
+
+    def forward(self, users, items):
+        return self.counts[items]
+
+    def score_all(self, users):
+        return self.counts.expand(len(users), -1)

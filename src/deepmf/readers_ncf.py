@@ -1,0 +1,133 @@
+"""The NCF/DeepCF leave-one-out files: ``NAME.train.rating``, ``.test.rating``, ``.negative``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepmf.data import Dataset, Interactions, Vocabulary
+from deepmf.errors import DataError
+from deepmf.readers_text import check_file, fail, read_fields
+
+SUFFIXES = (".train.rating", ".test.rating", ".test.negative")
+_PAIR = re.compile(r"^\((\d+),(\d+)\)$")
+
+
+def ncf_files(base: Path) -> list[Path]:
+    """The three files of the NCF set whose path without suffix is ``base``."""
+    return [base.parent / (base.name + suffix) for suffix in SUFFIXES]
+
+
+def read_ncf(base: Path) -> Dataset:
+    """Read ``<base>.train.rating``, ``<base>.test.rating`` and ``<base>.test.negative``.
+
+    Ids are the files' own 0-based integers (identity vocabularies over ``0..max``). The
+    logs are implicit; timestamps are kept where a file has them.
+    """
+    train_path, test_path, negative_path = ncf_files(base)
+    train = _read_rating_file(train_path)
+    test = _read_rating_file(test_path)
+    pairs, negatives = _read_negatives(negative_path)
+    _check_pairs(negative_path, test_path, pairs, test)
+    n_users = 1 + max(int(train["user"].max()), int(test["user"].max()))
+    n_items = 1 + max(
+        int(train["item"].max()), int(test["item"].max()), int(negatives.max(initial=-1))
+    )
+
+    def interactions(frame: pd.DataFrame) -> Interactions:
+        times = frame["timestamp"].to_numpy() if "timestamp" in frame else None
+        return Interactions(
+            frame["user"].to_numpy(), frame["item"].to_numpy(), None, times, n_users, n_items
+        )
+
+    train_log, test_log = interactions(train), interactions(test)
+    return Dataset(
+        name=f"ncf:{base.name}",
+        interactions=train_log.concat(test_log),
+        users=Vocabulary(np.arange(n_users)),
+        items=Vocabulary(np.arange(n_items)),
+        given={"given": (train_log, test_log)},
+        test_negatives=negatives,
+        source=str(base.parent),
+    )
+
+
+def _read_rating_file(path: Path) -> pd.DataFrame:
+    """``user\\titem[\\trating[\\ttimestamp]]`` lines; the rating is dropped (implicit data)."""
+    check_file(path)
+    with open(path, "rb") as handle:
+        width = handle.readline().count(b"\t") + 1
+    if not 2 <= width <= 4:
+        raise DataError(f"{path}: line 1: expected 2 to 4 tab-separated fields, got {width}")
+    usecols = [0, 1] + ([3] if width == 4 else [])
+    names = ["user", "item"] + (["timestamp"] if width == 4 else [])
+    frame = read_fields(
+        path, sep="\t", usecols=usecols, names=names, n_fields=width,
+        dtypes={"user": np.int64, "item": np.int64, "timestamp": np.int64},
+        int_columns=usecols,
+    )
+    if (frame[["user", "item"]].to_numpy() < 0).any():
+        row = int(np.flatnonzero((frame[["user", "item"]].to_numpy() < 0).any(axis=1))[0])
+        raise DataError(f"{path}: line {row + 1}: negative id")
+    return frame
+
+
+def _read_negatives(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(user,item)\\tneg1\\t...`` lines -> pairs ``int64[n, 2]``, negatives ``int64[n, k]``."""
+    check_file(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid utf-8 text (byte {exc.start + 1})") from None
+    lines = text.splitlines()
+    width = max((line.count("\t") for line in lines), default=0) + 1
+    try:
+        frame = pd.read_csv(
+            path, sep="\t", header=None, names=range(width), engine="c",
+            dtype={0: str, **{c: np.float64 for c in range(1, width)}},
+        )
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise fail(path, _locate_negative(lines), exc) from None
+    pairs = frame[0].str.extract(_PAIR.pattern)
+    if pairs.isna().to_numpy().any():
+        raise fail(path, _locate_negative(lines), "bad (user,item) pair")
+    values = frame.iloc[:, 1:].to_numpy()
+    while values.shape[1] and np.isnan(values[:, -1]).all():  # trailing tabs
+        values = values[:, :-1]
+    filled = np.nan_to_num(values, nan=-1.0)
+    if (filled != np.floor(filled)).any() or (filled < -1).any():
+        raise fail(path, _locate_negative(lines), "negative ids must be integers >= 0")
+    return pairs.to_numpy(np.int64), filled.astype(np.int64)
+
+
+def _locate_negative(lines: list[str]) -> str | None:
+    row = 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        row += 1
+        first, *rest = line.rstrip("\t ").split("\t")
+        if not _PAIR.match(first):
+            return f"line {lineno}: expected '(user,item)' first, got {first!r}"
+        bad = next((f for f in rest if not f.strip().isdigit()), None)
+        if bad is not None:
+            return f"line {lineno}: negative item {bad!r} is not an integer id"
+    return None
+
+
+def _check_pairs(negative_path, test_path, pairs: np.ndarray, test: pd.DataFrame) -> None:
+    expected = test[["user", "item"]].to_numpy()
+    if len(pairs) != len(expected):
+        raise DataError(
+            f"{negative_path}: {len(pairs)} lines but {test_path.name} has {len(expected)}"
+        )
+    differs = (pairs != expected).any(axis=1)
+    if differs.any():
+        row = int(np.flatnonzero(differs)[0])
+        raise DataError(
+            f"{negative_path}: line {row + 1}: pair ({pairs[row, 0]},{pairs[row, 1]}) does not "
+            f"match line {row + 1} of {test_path.name} ({expected[row, 0]},{expected[row, 1]})"
+        )

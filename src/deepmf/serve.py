@@ -1,0 +1,198 @@
+"""HTTP JSON API and a small web page over one trained run (FastAPI + uvicorn).
+
+The run is loaded once, item vectors are normalised once, and every handler is a thin call
+into :class:`deepmf.recommend.TrainedModel`. Unknown ids answer 404, bad parameters 422,
+both as ``{"detail": ...}`` JSON; OpenAPI docs live at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional, Union
+
+from fastapi import Body, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from deepmf.errors import DeepMFError
+from deepmf.recommend import Scored, TrainedModel, UnknownIdError
+
+STATIC = Path(__file__).parent / "static"
+MAX_K = 1000
+
+RawId = Union[StrictInt, Annotated[StrictStr, Field(min_length=1, max_length=200)]]
+K = Annotated[int, Query(ge=1, le=MAX_K, description="list length, 1..1000")]
+
+
+class Item(BaseModel):
+    item: Union[int, str] = Field(description="raw item id, as in the dataset")
+    title: Optional[str] = None
+    genres: list[str] = []
+
+
+class RankedItem(Item):
+    rank: int
+    score: float = Field(description="model score (higher is better) or cosine similarity")
+
+
+class Recommendations(BaseModel):
+    user: Union[int, str]
+    k: int
+    exclude_seen: bool
+    source: str = Field("model", description="'model', or 'popular' for a fallback")
+    items: list[RankedItem]
+
+
+class RatedItem(Item):
+    rating: Optional[float] = Field(None, description="the user's rating, where known")
+    timestamp: Optional[int] = Field(None, description="when it was rated (Unix seconds)")
+
+
+class UserHistory(BaseModel):
+    user: Union[int, str]
+    n_seen: int = Field(description="training interactions of this user in all")
+    items: list[RatedItem]
+
+
+class SimilarItems(BaseModel):
+    item: Item
+    k: int
+    items: list[RankedItem]
+
+
+class ScoreRequest(BaseModel):
+    user: RawId
+    items: list[RawId] = Field(min_length=1, max_length=MAX_K)
+
+
+class ScoredItem(Item):
+    score: float
+    seen: bool = Field(description="whether the user interacted with it in training")
+
+
+class Scores(BaseModel):
+    user: Union[int, str]
+    items: list[ScoredItem]
+
+
+class ModelInfo(BaseModel):
+    model: str
+    dataset: str
+    task: Optional[str]
+    split: str
+    splits: list[str]
+    split_note: Optional[str]
+    metrics: dict
+    n_users: int
+    n_items: int
+    n_interactions: int
+    has_titles: bool
+    has_item_vectors: bool
+    has_ratings: bool
+
+
+class UserList(BaseModel):
+    total: int
+    offset: int
+    users: list[Union[int, str]]
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    model: str
+
+
+class Error(BaseModel):
+    detail: str
+
+
+def _info(s: Scored) -> dict:
+    return {"item": s.item, "title": s.title, "genres": list(s.genres)}
+
+
+def _ranked(items: list[Scored]) -> list[RankedItem]:
+    return [RankedItem(rank=r, score=s.score, **_info(s)) for r, s in enumerate(items, 1)]
+
+
+def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
+               data_dir: str | None = None) -> FastAPI:
+    """The API for one run directory (or an already loaded :class:`TrainedModel`)."""
+    tm = run_dir if isinstance(run_dir, TrainedModel) else TrainedModel(run_dir, split, data_dir)
+    app = FastAPI(title="deepmf", version="0.1.0",
+                  description=f"Recommendations from a trained {tm.name} model.")
+    app.state.model = tm
+    not_found = {404: {"model": Error, "description": "unknown user or item"}}
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown_id(request: Request, error: UnknownIdError):
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(DeepMFError)
+    async def user_error(request: Request, error: DeepMFError):
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.get("/health", response_model=Health)
+    async def health():
+        return Health(model=tm.name)
+
+    @app.get("/model", response_model=ModelInfo)
+    async def model_info():
+        return ModelInfo(**tm.describe())
+
+    @app.get("/users", response_model=UserList)
+    async def users(offset: Annotated[int, Query(ge=0)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000):
+        return UserList(total=len(tm.raw_users), offset=offset,
+                        users=tm.raw_users[offset:offset + limit])
+
+    @app.get("/users/{user}/recommendations", response_model=Recommendations,
+             responses=not_found)
+    async def recommendations(user: str, k: K = 10, exclude_seen: bool = True):
+        items = tm.recommend([user], k, exclude_seen)[0]
+        return Recommendations(user=tm.raw_users[tm.user_index(user)], k=k,
+                               exclude_seen=exclude_seen, items=_ranked(items))
+
+    @app.get("/users/{user}/history", response_model=UserHistory, responses=not_found)
+    async def history(user: str, limit: Annotated[int, Query(ge=1, le=MAX_K)] = 20):
+        rows = tm.history(user, limit)
+        return UserHistory(user=tm.raw_users[tm.user_index(user)], n_seen=tm.n_seen(user),
+                           items=[RatedItem(rating=s.rating, timestamp=s.timestamp, **_info(s))
+                                  for s in rows])
+
+    @app.get("/items/{item}/similar", response_model=SimilarItems, responses=not_found)
+    async def similar(item: str, k: K = 10):
+        items = tm.similar([item], k)[0]
+        index = int(tm.item_indices([item])[0])
+        query = Item(item=tm.raw_items[index], title=tm.titles[index],
+                     genres=list(tm.genres[index]))
+        return SimilarItems(item=query, k=k, items=_ranked(items))
+
+    @app.post("/score", response_model=Scores, responses=not_found)
+    async def score(request: Annotated[ScoreRequest, Body()]):
+        scored = tm.score(request.user, request.items)
+        seen = tm.seen_mask(request.user, request.items)
+        return Scores(user=tm.raw_users[tm.user_index(request.user)],
+                      items=[ScoredItem(score=s.score, seen=flag, **_info(s))
+                             for s, flag in zip(scored, seen)])
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
+          split: str | None = None, data_dir: str | None = None, access_log: bool = False,
+          log_level: str = "warning") -> None:
+    """Load a run and serve it with uvicorn until interrupted."""
+    import torch
+    import uvicorn
+
+    torch.set_num_threads(1)  # one small matmul per request: threads only add latency
+    app = create_app(run_dir, split=split, data_dir=data_dir)
+    print(f"deepmf: serving {app.state.model.name} from {run_dir} on http://{host}:{port} "
+          f"(API docs at /docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)

@@ -1,0 +1,126 @@
+"""Learning tasks: what a batch is, what the loss is, and how to validate.
+
+A task turns an :class:`~deepmf.data.Interactions` log into device tensors once, and each
+epoch slices a fresh random permutation of them into batches: no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepmf.data import Interactions
+from deepmf.evaluate import evaluate_ratings, evaluate_sampled
+from deepmf.losses import bce, bpr, mse
+from deepmf.sampling import NegativeSampler
+
+
+def _tensor(array, device, dtype=None) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=dtype).to(device)
+
+
+def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator).to(device)
+    return list(torch.split(perm, batch_size))
+
+
+class RatingTask:
+    """Explicit feedback: regress ratings with MSE plus L2 on the rows each batch uses.
+
+    Validation reports ``valid_rmse`` (the monitored metric) and ``valid_mae`` on held-out
+    ratings, with predictions clipped to the rating range, and ``train_rmse`` on the
+    training ratings, for the training curves.
+    """
+
+    monitor = "valid_rmse"
+    higher_is_better = False
+
+    def __init__(
+        self, train: Interactions, valid: Interactions | None, *, batch_size: int,
+        device: torch.device, reg: float = 0.0, clip: tuple[float, float] | None = None,
+    ):
+        if train.ratings is None:
+            raise ValueError("the rating task needs ratings")
+        self.train, self.valid = train, valid
+        self.batch_size, self.device, self.reg, self.clip = batch_size, device, reg, clip
+        self.users = _tensor(train.users, device)
+        self.items = _tensor(train.items, device)
+        self.ratings = _tensor(train.ratings, device, torch.float32)
+
+    def batches(self, generator):
+        for rows in _slices(len(self.users), self.batch_size, generator, self.device):
+            yield self.users[rows], self.items[rows], self.ratings[rows]
+
+    def loss(self, model, batch):
+        users, items, ratings = batch
+        loss = mse(model(users, items), ratings)
+        if self.reg:
+            loss = loss + self.reg * model.penalty(users, items)
+        return loss
+
+    def validate(self, model) -> dict[str, float]:
+        record = {"train_rmse": evaluate_ratings(model, self.train, clip=self.clip)["rmse"]}
+        if self.valid is not None and len(self.valid):
+            scores = evaluate_ratings(model, self.valid, clip=self.clip)
+            record.update(valid_rmse=scores["rmse"], valid_mae=scores["mae"])
+        return record
+
+
+class RankingTask:
+    """Implicit feedback: every observed pair is a positive; negatives are redrawn each epoch.
+
+    With ``loss="bce"`` each positive comes with ``num_neg`` sampled negatives labelled 0
+    (the pointwise log loss of NCF); with ``loss="bpr"`` each positive is paired with
+    ``num_neg`` negatives and ranked above them. Validation ranks each validation item
+    among ``valid_negatives`` (sampled protocol) and monitors ``valid_hr@K``.
+    """
+
+    higher_is_better = True
+
+    def __init__(
+        self, train: Interactions, valid: Interactions | None, *, batch_size: int,
+        device: torch.device, num_neg: int = 4, loss: str = "bce", reg: float = 0.0,
+        valid_negatives=None, k: int = 10, prefix: str = "valid",
+    ):
+        self.train, self.valid, self.valid_negatives = train, valid, valid_negatives
+        self.batch_size, self.device, self.num_neg, self.reg = batch_size, device, num_neg, reg
+        self.loss_name, self.k, self.prefix = loss, k, prefix
+        self.monitor = f"{prefix}_hr@{k}"
+        self.users = _tensor(train.users, device)
+        self.items = _tensor(train.items, device)
+        self.sampler = NegativeSampler(train).to(device)
+
+    def batches(self, generator):
+        # One draw per epoch for all positives: [n, num_neg] negatives on the device.
+        negatives = self.sampler.sample(self.users, self.num_neg, generator)
+        if self.loss_name == "bpr":
+            for rows in _slices(len(self.users), self.batch_size, generator, self.device):
+                yield self.users[rows], self.items[rows], negatives[rows]
+            return
+        n = len(self.users)
+        users = torch.cat([self.users, self.users.repeat_interleave(self.num_neg)])
+        items = torch.cat([self.items, negatives.reshape(-1)])
+        labels = torch.cat([torch.ones(n, device=self.device),
+                            torch.zeros(n * self.num_neg, device=self.device)])
+        for rows in _slices(len(users), self.batch_size, generator, self.device):
+            yield users[rows], items[rows], labels[rows]
+
+    def loss(self, model, batch):
+        users, items, target = batch
+        if self.loss_name == "bpr":
+            n_neg = target.shape[1]
+            scores = model(
+                torch.cat([users, users.repeat_interleave(n_neg)]),
+                torch.cat([items, target.reshape(-1)]),
+            )
+            loss = bpr(scores[: len(users)], scores[len(users):].view(-1, n_neg))
+        else:
+            loss = bce(model(users, items), target)
+        if self.reg:
+            loss = loss + self.reg * model.penalty(users, items)
+        return loss
+
+    def validate(self, model) -> dict[str, float]:
+        if self.valid is None or not len(self.valid):
+            return {}
+        scores = evaluate_sampled(model, self.valid, self.valid_negatives, k=self.k)
+        return {f"{self.prefix}_{name}": value for name, value in scores.items()}

@@ -1,0 +1,194 @@
+"""Sampled (NCF) and full-ranking evaluation against hand-computed 3-user examples."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepmf.data import Interactions
+from deepmf.errors import ConfigError, DataError
+from deepmf.evaluate import evaluate, evaluate_full, evaluate_ratings, evaluate_sampled
+
+
+class TableModel(torch.nn.Module):
+    """Stand-in model: a fixed ``[n_users, n_items]`` score table; records its mode."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.register_buffer("table", torch.as_tensor(np.asarray(table), dtype=torch.float32))
+        self.modes = []
+
+    def forward(self, users, items):
+        self.modes.append(self.training)
+        assert not torch.is_grad_enabled()
+        return self.table[users, items]
+
+    def score_all(self, users):
+        self.modes.append(self.training)
+        return self.table[users]
+
+
+def _log(users, items, n_users, n_items, ratings=None):
+    return Interactions(
+        np.array(users), np.array(items), ratings=ratings, n_users=n_users, n_items=n_items
+    )
+
+
+SAMPLED_TABLE = [
+    [0.9, 0.1, 0.5, 0.3, 0.7, 0.2],
+    [0.8, 0.6, 0.5, 0.1, 0.2, 0.4],
+    [0.3, 0.3, 0.3, 0.3, 0.9, 0.3],
+]
+SAMPLED_TEST = _log([0, 1, 2], [0, 2, 0], 3, 6)
+SAMPLED_NEGATIVES = np.array([
+    [1, 2, 3, 4],  # user 0: held-out 0.9 beats all -> rank 0
+    [0, 2, 3, -1],  # user 1: 2 is the held-out item and -1 padding: both dropped -> rank 1
+    [1, 2, 4, 5],  # user 2: ties (0.3) rank above the held-out item -> rank 4
+])
+
+
+def test_sampled_three_users_by_hand():
+    result = evaluate_sampled(TableModel(SAMPLED_TABLE), SAMPLED_TEST, SAMPLED_NEGATIVES, k=2)
+    assert set(result) == {"hr@2", "ndcg@2", "mrr", "map@2"}
+    assert result["hr@2"] == pytest.approx(2 / 3)
+    assert result["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3) + 0) / 3)
+    assert result["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 5) / 3)  # not truncated at K
+    assert result["map@2"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+
+
+def test_sampled_ties_rank_above_the_positive():
+    # every candidate scores the same: the held-out item ranks last among 3 negatives
+    model = TableModel(np.zeros((1, 5)))
+    result = evaluate_sampled(model, _log([0], [4], 1, 5), np.array([[0, 1, 2]]), k=3)
+    assert result["hr@3"] == 0.0
+    assert result["mrr"] == pytest.approx(1 / 4)
+
+
+def test_sampled_negative_equal_to_positive_is_dropped():
+    # scores: held-out item 2 scores 0.5, item 0 scores 0.9; the duplicate 2 must not count
+    model = TableModel([[0.9, 0.1, 0.5]])
+    test = _log([0], [2], 1, 3)
+    with_dup = evaluate_sampled(model, test, np.array([[0, 2, 2, 1]]), k=2)
+    without = evaluate_sampled(model, test, np.array([[0, 1, -1, -1]]), k=2)
+    assert with_dup == without
+    assert with_dup["hr@2"] == 1.0 and with_dup["mrr"] == pytest.approx(1 / 2)
+
+
+FULL_TABLE = [
+    [0.9, 0.1, 0.5, 0.3, 0.7, 0.2],
+    [0.8, 0.6, 0.5, 0.1, 0.2, 0.4],
+    [0.1, 0.2, 0.3, 0.4, 0.9, 0.35],
+    [0.1, 0.9, 0.3, 0.4, 0.5, 0.35],
+]
+# user 0: its train items 0 and 4 score highest and must be masked
+# user 1: test item 0 is also a train item, so relevant = {1, 5}
+# user 2: misses; user 3: its only test item is a train item -> skipped
+FULL_TRAIN = _log([0, 0, 1, 2, 3], [0, 4, 0, 4, 1], 4, 6)
+FULL_TEST = _log([0, 1, 1, 1, 2, 3], [2, 1, 5, 0, 0, 1], 4, 6)
+
+
+def test_full_three_users_by_hand():
+    result = evaluate_full(TableModel(FULL_TABLE), FULL_TRAIN, FULL_TEST, k=2)
+    # top-2 lists after masking: u0 [2, 3] (hit at 1), u1 [1, 2] (hit at 1, 2 relevant),
+    # u2 [3, 5] (no hit)
+    assert result["hr@2"] == pytest.approx(2 / 3)
+    assert result["ndcg@2"] == pytest.approx((1 + 1 / (1 + 1 / math.log2(3)) + 0) / 3)
+    assert result["mrr"] == pytest.approx(2 / 3)
+    assert result["map@2"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert result["recall@2"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert result["precision@2"] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+
+
+def test_full_masks_train_items():
+    # the model scores the user's train items highest; the test item comes next
+    table = [[5.0, 4.0, 3.0, 0.0, 1.0]]
+    train = _log([0, 0, 0], [0, 1, 2], 1, 5)
+    test = _log([0], [4], 1, 5)
+    result = evaluate_full(TableModel(table), train, test, k=1)
+    assert result["hr@1"] == 1.0 and result["precision@1"] == 1.0
+    # k larger than the number of items: lists are shorter, precision still divides by k
+    result = evaluate_full(TableModel(table), train, test, k=10)
+    assert result["hr@10"] == 1.0 and result["precision@10"] == pytest.approx(1 / 10)
+
+
+def test_full_with_no_relevant_user_gives_nan():
+    result = evaluate_full(TableModel(FULL_TABLE), FULL_TRAIN, _log([3], [1], 4, 6), k=2)
+    assert all(math.isnan(v) for v in result.values())
+
+
+def _random_case(seed, n_users=37, n_items=23):
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, 4, size=(n_users, n_items)).astype(np.float32)  # many ties
+    train = _log(rng.integers(0, n_users, 200), rng.integers(0, n_items, 200), n_users, n_items)
+    test = _log(np.arange(n_users), rng.integers(0, n_items, n_users), n_users, n_items)
+    negatives = rng.integers(-1, n_items, size=(n_users, 9))
+    return TableModel(table), train, test, negatives
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_results_do_not_depend_on_batch_size(seed):
+    model, train, test, negatives = _random_case(seed)
+    full = [evaluate_full(model, train, test, k=5, batch_users=b) for b in (1, 2, 1000)]
+    sampled = [evaluate_sampled(model, test, negatives, k=5, batch_size=b) for b in (1, 2, 1000)]
+    assert full[0] == full[1] == full[2]
+    assert sampled[0] == sampled[1] == sampled[2]
+
+
+def test_sampled_matches_a_per_row_reference():
+    model, _, test, negatives = _random_case(3)
+    table = model.table.numpy()
+    ranks = []
+    for user, item, negs in zip(test.users, test.items, negatives):
+        negs = [n for n in negs if n >= 0 and n != item]
+        ranks.append(sum(table[user, n] >= table[user, item] for n in negs))
+    ranks = np.array(ranks)
+    result = evaluate_sampled(model, test, negatives, k=5)
+    assert result["hr@5"] == pytest.approx(np.mean(ranks < 5))
+    assert result["ndcg@5"] == pytest.approx(np.mean((ranks < 5) / np.log2(ranks + 2)))
+    assert result["mrr"] == pytest.approx(np.mean(1 / (ranks + 1)))
+
+
+def test_evaluation_restores_training_mode():
+    model = TableModel(FULL_TABLE)
+    model.train()
+    evaluate(model, FULL_TRAIN, FULL_TEST, negatives=np.zeros((6, 2), dtype=np.int64), k=2)
+    assert model.training
+    assert model.modes and not any(model.modes)
+    model.eval()
+    evaluate_full(model, FULL_TRAIN, FULL_TEST, k=2)
+    assert not model.training
+
+
+def test_explicit_clipping():
+    model = TableModel([[6.0, 0.0, 3.0]])
+    test = _log([0, 0, 0], [0, 1, 2], 1, 3, ratings=np.array([5.0, 1.0, 3.0]))
+    # clipped predictions 5, 1, 3 -> errors 0, 0, 0 ; unclipped errors 1, -1, 0
+    clipped = evaluate_ratings(model, test, clip=(1.0, 5.0))
+    assert clipped == {"rmse": pytest.approx(0.0), "mae": pytest.approx(0.0)}
+    raw = evaluate_ratings(model, test, clip=None, batch_size=2)
+    assert raw["rmse"] == pytest.approx(math.sqrt(2 / 3))
+    assert raw["mae"] == pytest.approx(2 / 3)
+    assert evaluate(model, test, test, task="explicit", clip=(1.0, 5.0)) == clipped
+
+
+def test_explicit_partial_clipping():
+    model = TableModel([[6.0, 2.0]])
+    test = _log([0, 0], [0, 1], 1, 2, ratings=np.array([4.0, 1.0]))
+    # clipped 5 vs 4 (error 1), 2 vs 1 (error 1)
+    assert evaluate_ratings(model, test, clip=(1.0, 5.0))["rmse"] == pytest.approx(1.0)
+
+
+def test_evaluate_implicit_layout_and_errors():
+    model = TableModel(SAMPLED_TABLE)
+    train = _log([0], [5], 3, 6)
+    result = evaluate(model, train, SAMPLED_TEST, negatives=SAMPLED_NEGATIVES, k=2)
+    assert {"hr@2", "ndcg@2", "mrr", "map@2", "full"} <= set(result)
+    assert set(result["full"]) == {"hr@2", "ndcg@2", "mrr", "map@2", "recall@2", "precision@2"}
+    assert set(evaluate(model, train, SAMPLED_TEST, k=2)) == {"full"}
+    with pytest.raises(ConfigError, match="unknown task"):
+        evaluate(model, train, SAMPLED_TEST, task="ranking")
+    with pytest.raises(DataError, match="ratings"):
+        evaluate_ratings(model, SAMPLED_TEST)
+    with pytest.raises(DataError, match="shape"):
+        evaluate_sampled(model, SAMPLED_TEST, SAMPLED_NEGATIVES[:2])
