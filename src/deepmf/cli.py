@@ -7,7 +7,6 @@ import sys
 from dataclasses import fields
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -123,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="deepmf", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.exceptions.Abort:
-        err.print("deepmf: aborted")
+    except typer.Abort:
+        print("deepmf: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as error:
-        print(f"deepmf: error: {error.format_message()}", file=sys.stderr)
+    except typer.TyperException as error:  # usage errors: unknown flag, bad value...
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        print(f"deepmf: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except DeepMFError as error:
         print(f"deepmf: error: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from deepmf.sampling import NegativeSampler
 
 
 def _tensor(array, device, dtype=None) -> torch.Tensor:
-    return torch.as_tensor(array, dtype=dtype).to(device)
+    return torch.tensor(array, dtype=dtype, device=device)  # a copy: inputs may be read-only
 
 
 def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:

@@ -1,0 +1,138 @@
+"""The command line end to end on small real data, and its error contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepmf.cli import main
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def explicit_run(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("runs") / "bmf"
+    code = main(["train", "--model", "biased-mf", "--dataset", "ml-100k", "--split", "u1",
+                 "--epochs", "3", "--quiet", "--data-dir", str(data_root), "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(explicit_run):
+    names = {p.name for p in explicit_run.iterdir()}
+    assert {"config.toml", "metrics.json", "history.csv", "curves.png", "vocab.json",
+            "items.csv", "checkpoints"} <= names
+    metrics = json.loads((explicit_run / "metrics.json").read_text())
+    for key in ("model", "dataset", "split", "task", "best_epoch", "epoch_seconds", "test"):
+        assert key in metrics
+    assert metrics["task"] == "explicit" and metrics["split"] == "u1"
+    assert 0.85 < metrics["test"]["rmse"] < 1.1
+    assert metrics["test"]["mae"] < metrics["test"]["rmse"]
+    # Three selection epochs, then the refit on train + validation for the chosen count.
+    assert len(metrics["epoch_seconds"]) == 3 + metrics["best_epoch"]
+    header = (explicit_run / "history.csv").read_text().splitlines()[0]
+    assert "train_rmse" in header and "valid_rmse" in header
+    assert (explicit_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_reproduces_the_test_metrics_exactly(explicit_run, capsys, data_root):
+    code, out, _ = run_cli(["evaluate", explicit_run], capsys)
+    assert code == 0
+    saved = json.loads((explicit_run / "metrics.json").read_text())["test"]
+    assert json.loads(out) == saved
+
+
+def test_config_file_with_flag_override(tmp_path, capsys, data_root):
+    config = tmp_path / "run.toml"
+    config.write_text('model = "mf"\ndataset = "ml-100k"\nsplit = "u2"\nepochs = 5\n'
+                      "dim = 8\n")
+    out = tmp_path / "run"
+    code, _, _ = run_cli(["train", "--config", config, "--epochs", "1", "--quiet",
+                          "--data-dir", data_root, "--out", out], capsys)
+    assert code == 0
+    saved = (out / "config.toml").read_text()
+    assert 'model = "mf"' in saved and "epochs = 1" in saved and "dim = 8" in saved
+    assert 'split = "u2"' in saved
+
+
+def test_implicit_run_reports_sampled_and_full_metrics(tmp_path, capsys, data_root):
+    out = tmp_path / "gmf"
+    code, stdout, _ = run_cli(["train", "--model", "gmf", "--dataset", "ml-100k", "--epochs",
+                               "2", "--quiet", "--data-dir", data_root, "--out", out], capsys)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "implicit" and metrics["split"] == "loo"
+    assert metrics["selection"] == "validation"
+    test = metrics["test"]
+    assert 0 < test["ndcg@10"] <= test["hr@10"] <= 1
+    assert {"hr@10", "ndcg@10", "recall@10"} <= set(test["full"])
+    code, stdout, _ = run_cli(["evaluate", out, "--protocol", "full"], capsys)
+    assert json.loads(stdout) == test["full"]
+
+
+BAD = [
+    (["train", "--model", "nope", "--dataset", "ml-100k"], "unknown model 'nope'"),
+    (["train", "--model", "mf", "--dataset", "ml-100k", "--split", "sideways"],
+     "unknown split 'sideways'"),
+    (["train", "--model", "mf", "--dataset", "no-such-set"], "no-such-set"),
+    (["train", "--model", "mf", "--no-such-flag", "1"], "no-such-flag"),
+    (["train", "--model", "mf", "--epochs", "0"], "epochs"),
+    (["evaluate", "/nonexistent/run"], "not a deepmf run directory"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, data_root):
+    out = tmp_path / "never"
+    code, _, err = run_cli([*args, "--data-dir", data_root, "--out", out]
+                           if args[0] == "train" else args, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_malformed_file_names_file_and_line_and_writes_nothing(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text("user,item,rating\n1,10,4\n2,11,five\n")
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--model", "mf", "--dataset", log, "--user-col", "user",
+                            "--item-col", "item", "--rating-col", "rating", "--out", out],
+                           capsys)
+    assert code == 2
+    assert "log.csv" in err and "line 3" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [log]
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    """The installed ``deepmf`` entry point, as a user runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "deepmf.cli", "train", "--model", "nope"],
+        capture_output=True, text=True, env={**os.environ, "DEEPMF_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "deepmf: error: unknown model 'nope'; choose from " + \
+        ", ".join(__import__("deepmf.models", fromlist=["MODELS"]).MODELS)
+
+
+def test_train_refuses_an_existing_run_directory(explicit_run, capsys, data_root):
+    code, _, err = run_cli(["train", "--model", "mf", "--dataset", "ml-100k", "--data-dir",
+                            data_root, "--out", explicit_run], capsys)
+    assert code == 2 and "already exists" in err
+    assert (explicit_run / "metrics.json").is_file()
+
+
+def test_datasets_lists_where_each_is_found(capsys, data_root):
+    code, out, _ = run_cli(["datasets", "--data-dir", data_root], capsys)
+    assert code == 0
+    assert "ml-100k" in out and str(Path(data_root).name) in out

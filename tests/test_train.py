@@ -1,0 +1,95 @@
+"""The training loop: early stopping, best-state restore, determinism, divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepmf.data import Interactions
+from deepmf.errors import ConfigError
+from deepmf.models import build_model
+from deepmf.tasks import RatingTask
+from deepmf.train import Callback, TrainConfig, TrainingDiverged, fit, resolve_device
+
+
+def ratings_log(n_users=60, n_items=50, n=2000, seed=0) -> Interactions:
+    """Ratings from a rank-2 model plus noise, so a factor model can learn them."""
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    ratings = np.clip(3 + (p[users] * q[items]).sum(1) + 0.3 * rng.normal(size=n), 1, 5)
+    return Interactions(users, items, ratings.astype(np.float32), n_users=n_users,
+                        n_items=n_items)
+
+
+def train_once(config: TrainConfig, log: Interactions, valid: Interactions | None = None):
+    torch.manual_seed(0)
+    model = build_model("biased-mf", log, dim=8)
+    task = RatingTask(log, valid, batch_size=config.batch_size, device=torch.device("cpu"),
+                      reg=config.reg, clip=(1, 5))
+    return model, fit(model, task, config)
+
+
+def test_training_lowers_validation_rmse_below_the_mean_baseline():
+    log = ratings_log()
+    train, valid = log.take(slice(0, 1800)), log.take(slice(1800, None))
+    _, history = train_once(TrainConfig(epochs=40, batch_size=128, lr=0.02, patience=0),
+                            train, valid)
+    baseline = float(np.sqrt(np.mean((valid.ratings - train.ratings.mean()) ** 2)))
+    assert min(r["valid_rmse"] for r in history) < 0.8 * baseline
+
+
+def test_same_seed_same_model_and_history():
+    log = ratings_log()
+    config = TrainConfig(epochs=3, batch_size=256, lr=0.01, seed=7)
+    (a, ha), (b, hb) = train_once(config, log), train_once(config, log)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(x, y)
+    assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    log = ratings_log(n=600)
+    train, valid = log.take(slice(0, 500)), log.take(slice(500, None))
+    snapshots = []
+
+    class Keep(Callback):
+        def on_epoch_end(self, record, model):
+            snapshots.append((record["valid_rmse"], {k: v.clone() for k, v in
+                                                     model.state_dict().items()}))
+
+    # No regularization and a high lr: the model overfits, so validation RMSE turns up.
+    config = TrainConfig(epochs=200, batch_size=64, lr=0.05, patience=3)
+    torch.manual_seed(0)
+    model = build_model("mf", train, dim=16)
+    task = RatingTask(train, valid, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
+    history = fit(model, task, config, [Keep()])
+    assert len(history) < 200
+    best = min(range(len(snapshots)), key=lambda i: snapshots[i][0])
+    assert len(history) == best + 1 + 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[best][1][key])
+
+
+def test_nan_loss_raises_a_clear_error():
+    log = ratings_log(n=300)
+    with pytest.raises(TrainingDiverged, match="try a lower --lr"):
+        train_once(TrainConfig(epochs=3, batch_size=32, lr=1e12, optimizer="sgd"), log)
+
+
+@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(epochs=0), dict(lr=0.0),
+                                 dict(num_neg=0)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            resolve_device("cuda")
