@@ -1,10 +1,11 @@
 """Load test of ``deepmf serve``: a bounded burst of recommendation requests on loopback.
 
-Starts the server on 127.0.0.1 (a free port) with a trained ml-100k run, sends
-``--requests`` GET /users/{id}/recommendations?k=10 requests with ``--concurrency`` in
-flight (httpx, asyncio), cycling over every user, and prints JSON: requests/s, latency
-percentiles and the error count. Without ``--run`` it first trains a small biased-mf run
-on ml-100k (needs DEEPMF_DATA_DIR or the dataset in the cache).
+Starts the server on 127.0.0.1 (a free port) with a trained ml-100k run, then sends
+``--requests`` GET /users/{id}/recommendations?k=10 requests, cycling over every user, from
+``--concurrency`` client processes (one httpx connection each, so that many requests are in
+flight), and prints JSON: requests/s, latency percentiles and the error count. Without
+``--run`` it first trains a small biased-mf run on ml-100k (needs DEEPMF_DATA_DIR or the
+dataset in the cache). Traffic goes to 127.0.0.1 only and is bounded in count and time.
 
     python benchmarks/serve_load.py [--run RUN_DIR] [--requests 5000] [--concurrency 16]
 """
@@ -12,8 +13,8 @@ on ml-100k (needs DEEPMF_DATA_DIR or the dataset in the cache).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -40,8 +41,10 @@ def train(out: Path) -> Path:
     return out
 
 
-def start_server(run_dir: Path, port: int, cpus: set[int] | None) -> subprocess.Popen:
-    command = [sys.executable, "-c", CLI, "serve", str(run_dir), "--port", str(port)]
+def start_server(run_dir: Path, port: int, cpus: set[int] | None,
+                 cache_size: int) -> subprocess.Popen:
+    command = [sys.executable, "-c", CLI, "serve", str(run_dir), "--port", str(port),
+               "--cache-size", str(cache_size)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL,
                             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
 
@@ -60,32 +63,50 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120.0) ->
     raise SystemExit(f"server not healthy after {timeout:.0f} s")
 
 
-async def burst(base: str, users: list, n: int, concurrency: int, k: int,
-                time_limit: float) -> tuple[list[float], int, float]:
-    latencies: list[float] = []
-    errors = 0
-    next_index = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10.0) as client:
-        start = time.perf_counter()
+def client(base: str, users: list, k: int, time_limit: float, go, results) -> None:
+    """One connection sending its share of requests back to back (sync httpx)."""
+    latencies, errors = [], 0
+    with httpx.Client(base_url=base, timeout=10.0) as http:
+        http.get("/health")  # connect before the clock starts
+        go.wait()
+        deadline = time.perf_counter() + time_limit
+        for user in users:
+            if time.perf_counter() > deadline:
+                break
+            t0 = time.perf_counter()
+            try:
+                response = http.get(f"/users/{user}/recommendations", params={"k": k})
+                ok = response.status_code == 200 and len(response.json()["items"]) == k
+            except (httpx.HTTPError, ValueError, KeyError):
+                ok = False
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+    results.put((latencies, errors, time.perf_counter()))
 
-        async def worker():
-            nonlocal errors, next_index
-            while next_index < n and time.perf_counter() - start < time_limit:
-                user = users[next_index % len(users)]
-                next_index += 1
-                t0 = time.perf_counter()
-                try:
-                    response = await client.get(f"/users/{user}/recommendations",
-                                                params={"k": k})
-                    ok = response.status_code == 200 and len(response.json()["items"]) == k
-                except (httpx.HTTPError, ValueError, KeyError):
-                    ok = False
-                latencies.append(time.perf_counter() - t0)
-                errors += not ok
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, errors, time.perf_counter() - start
+def burst(base: str, users: list, n: int, concurrency: int, k: int,
+          time_limit: float) -> tuple[list[float], int, float]:
+    """``n`` requests from ``concurrency`` client processes; (latencies, errors, seconds).
+
+    Processes rather than asyncio tasks: httpx's async client costs several times more CPU
+    per request, and on a small machine the load generator would be what is measured.
+    """
+    ctx = multiprocessing.get_context("fork")
+    go, results = ctx.Event(), ctx.Queue()
+    wanted = [users[i % len(users)] for i in range(n)]
+    procs = [ctx.Process(target=client, args=(base, wanted[w::concurrency], k, time_limit,
+                                              go, results))
+             for w in range(concurrency)]
+    for proc in procs:
+        proc.start()
+    time.sleep(2.0)  # let every client connect
+    start = time.perf_counter()
+    go.set()
+    parts = [results.get(timeout=time_limit + 60) for _ in procs]
+    for proc in procs:
+        proc.join()
+    latencies = [x for part in parts for x in part[0]]
+    return latencies, sum(p[1] for p in parts), max(p[2] for p in parts) - start
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,6 +122,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds, at most")
+    parser.add_argument("--cache-size", type=int, default=4096,
+                        help="server's answer cache (0: every request computes)")
     parser.add_argument("--pin", action="store_true",
                         help="pin the server to CPU 0 and this client to CPU 1")
     args = parser.parse_args()
@@ -110,16 +133,16 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         pinned = args.pin and len(os.sched_getaffinity(0)) >= 2
-        server = start_server(run_dir, port, {0} if pinned else None)
+        server = start_server(run_dir, port, {0} if pinned else None, args.cache_size)
         try:
             if pinned:
                 os.sched_setaffinity(0, {1})
             wait_healthy(base, server)
             model = httpx.get(f"{base}/model").json()
             users = httpx.get(f"{base}/users", params={"limit": 100_000}).json()["users"]
-            asyncio.run(burst(base, users, args.warmup, args.concurrency, args.k, 30.0))
-            latencies, errors, seconds = asyncio.run(
-                burst(base, users, args.requests, args.concurrency, args.k, args.time_limit))
+            burst(base, users, args.warmup, args.concurrency, args.k, 30.0)
+            latencies, errors, seconds = burst(base, users, args.requests, args.concurrency,
+                                               args.k, args.time_limit)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -133,6 +156,7 @@ def main() -> None:
         "p90_ms": round(1000 * percentile(latencies, 0.90), 2),
         "p99_ms": round(1000 * percentile(latencies, 0.99), 2),
         "max_ms": round(1000 * max(latencies), 2), "errors": errors,
+        "server_cache_size": args.cache_size, "distinct_users": min(len(users), args.requests),
         "cpus": len(os.sched_getaffinity(0)) if not pinned else 2, "pinned": pinned,
     }, indent=2))
 

@@ -67,8 +67,8 @@ def evaluate_ratings(
     if len(test) == 0:
         return {"rmse": float("nan"), "mae": float("nan")}
     device = model_device(model)
-    users = torch.from_numpy(test.users).to(device)
-    items = torch.from_numpy(test.items).to(device)
+    users = torch.tensor(test.users).to(device)
+    items = torch.tensor(test.items).to(device)
     with _inference(model):
         pred = torch.cat([
             model(users[i : i + batch_size], items[i : i + batch_size]).float().reshape(-1)
@@ -76,7 +76,7 @@ def evaluate_ratings(
         ])
     if clip is not None:
         pred = pred.clamp(float(clip[0]), float(clip[1]))
-    target = torch.from_numpy(test.ratings)
+    target = torch.tensor(test.ratings)
     pred = pred.cpu()  # metrics in float64, which not every device supports
     return {"rmse": metrics.rmse(pred, target), "mae": metrics.mae(pred, target)}
 
@@ -123,8 +123,8 @@ def evaluate_sampled(
     if len(test) == 0:
         return dict.fromkeys(keys, float("nan"))
     device = model_device(model)
-    users = torch.from_numpy(test.users).to(device)
-    items = torch.from_numpy(test.items).to(device)
+    users = torch.tensor(test.users).to(device)
+    items = torch.tensor(test.items).to(device)
     negs = torch.from_numpy(negatives.astype(np.int64, copy=False)).to(device)
     ranks = []
     with _inference(model):
