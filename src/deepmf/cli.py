@@ -145,7 +145,7 @@ def run() -> None:
     sys.exit(main())
 
 
+from deepmf import cli_use  # noqa: E402,F401  (registers recommend and serve on app)
+
 if __name__ == "__main__":
     run()
-
-from deepmf import cli_use  # noqa: E402,F401

@@ -87,10 +87,12 @@ def serve(
     split: Optional[str] = typer.Option(None, help="checkpoint of a multi-split run"),
     data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
     access_log: bool = typer.Option(False, help="log every request"),
+    cache_size: int = typer.Option(4096, min=0, help="recommendation answers kept; 0 off"),
 ):
     """Serve a trained run over HTTP: JSON API, docs at /docs and a web page at /."""
     from deepmf.serve import serve as run_server
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding to {host}: the API has no authentication")
-    run_server(run_dir, host, port, split=split, data_dir=data_dir, access_log=access_log)
+    run_server(run_dir, host, port, split=split, data_dir=data_dir, access_log=access_log,
+               cache_size=cache_size)

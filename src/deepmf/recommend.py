@@ -50,10 +50,12 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     score ``-inf``.
     """
     values, items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    valid = torch.isfinite(values)
-    width = int(valid.sum(1).max()) if len(values) else 0
-    items = torch.where(valid, items, -1)[:, :width]
-    return items.cpu().numpy(), values[:, :width].float().cpu().numpy()
+    values, items = values.float().cpu().numpy(), items.cpu().numpy()
+    valid = np.isfinite(values)
+    if not valid.all():
+        width = int(valid.sum(1).max()) if len(values) else 0
+        items, values = np.where(valid, items, -1)[:, :width], values[:, :width]
+    return items, values
 
 
 @torch.inference_mode()
@@ -74,10 +76,10 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
     device = next(model.parameters(), torch.empty(0)).device
     scores = model.score_all(torch.from_numpy(users).to(device)).float()  # [B, I]
     if exclude is not None:
-        rows, cols = seen_pairs(exclude, users)
-        mask = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        mask[torch.from_numpy(rows).to(device), torch.from_numpy(cols).long().to(device)] = True
-        scores = scores.masked_fill(mask, float("-inf"))
+        rows, cols = (torch.from_numpy(a.astype(np.int64)).to(device)
+                      for a in seen_pairs(exclude, users))
+        # out of place: score_all may return a view of model state (ItemPop's counts)
+        scores = scores.index_put((rows, cols), torch.tensor(float("-inf"), device=device))
     return top_k(scores, k)
 
 
@@ -227,7 +229,10 @@ class TrainedModel:
 
     def recommend(self, raw_users, k: int = 10, exclude_seen: bool = True) -> list[list[Scored]]:
         """Top-``k`` per raw user id; ``UnknownIdError`` for an id the model does not know."""
-        users = [self.user_index(u) for u in raw_users]
+        return self.recommend_indices([self.user_index(u) for u in raw_users], k, exclude_seen)
+
+    def recommend_indices(self, users, k: int = 10, exclude_seen: bool = True):
+        """As :meth:`recommend`, for dense user indices."""
         items, scores = recommend(self.model, users, k, self.exclude if exclude_seen else None)
         return self._lists(items, scores)
 
@@ -239,7 +244,7 @@ class TrainedModel:
     def similar(self, raw_items, k: int = 10) -> list[list[Scored]]:
         """Nearest items by cosine of the model's item vectors, per raw item id."""
         if self.item_vectors is None:
-            normalized_item_vectors(self.model, self.name)  # raises the clear error
+            raise DeepMFError(f"model {self.name} has no item embeddings, so no similar items")
         return self._lists(*similar_items(self.item_vectors, self.item_indices(raw_items), k))
 
     def score(self, raw_user, raw_items) -> list[Scored]:

@@ -7,11 +7,12 @@ both as ``{"detail": ...}`` JSON; OpenAPI docs live at ``/docs``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
 from fastapi import Body, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
@@ -31,8 +32,11 @@ class Item(BaseModel):
     genres: list[str] = []
 
 
-class RankedItem(Item):
+class RankedItem(BaseModel):
     rank: int
+    item: Union[int, str] = Field(description="raw item id, as in the dataset")
+    title: Optional[str] = None
+    genres: list[str] = []
     score: float = Field(description="model score (higher is better) or cosine similarity")
 
 
@@ -107,6 +111,20 @@ class Error(BaseModel):
     detail: str
 
 
+class JSON(Response):
+    """A response from a pydantic model, serialized once by pydantic-core.
+
+    Handlers return ``JSON(SomeModel(...))``; FastAPI then skips its second validation and
+    encoding pass, which is most of the cost of a request. ``response_model`` still
+    documents the shape in OpenAPI.
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, model: BaseModel, status_code: int = 200):
+        super().__init__(model.model_dump_json(), status_code)
+
+
 def _info(s: Scored) -> dict:
     return {"item": s.item, "title": s.title, "genres": list(s.genres)}
 
@@ -116,8 +134,12 @@ def _ranked(items: list[Scored]) -> list[RankedItem]:
 
 
 def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
-               data_dir: str | None = None) -> FastAPI:
-    """The API for one run directory (or an already loaded :class:`TrainedModel`)."""
+               data_dir: str | None = None, cache_size: int = 4096) -> FastAPI:
+    """The API for one run directory (or an already loaded :class:`TrainedModel`).
+
+    ``cache_size`` recommendation answers (per user, k and exclude_seen) are kept in an
+    LRU cache; 0 turns it off.
+    """
     tm = run_dir if isinstance(run_dir, TrainedModel) else TrainedModel(run_dir, split, data_dir)
     app = FastAPI(title="deepmf", version="0.1.0",
                   description=f"Recommendations from a trained {tm.name} model.")
@@ -134,31 +156,38 @@ def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
 
     @app.get("/health", response_model=Health)
     async def health():
-        return Health(model=tm.name)
+        return JSON(Health(model=tm.name))
 
     @app.get("/model", response_model=ModelInfo)
     async def model_info():
-        return ModelInfo(**tm.describe())
+        return JSON(ModelInfo(**tm.describe()))
 
     @app.get("/users", response_model=UserList)
     async def users(offset: Annotated[int, Query(ge=0)] = 0,
                     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000):
-        return UserList(total=len(tm.raw_users), offset=offset,
-                        users=tm.raw_users[offset:offset + limit])
+        return JSON(UserList(total=len(tm.raw_users), offset=offset,
+                             users=tm.raw_users[offset:offset + limit]))
+
+    def recommendation_body(index: int, k: int, exclude_seen: bool) -> bytes:
+        items = tm.recommend_indices([index], k, exclude_seen)[0]
+        return Recommendations(user=tm.raw_users[index], k=k, exclude_seen=exclude_seen,
+                               items=_ranked(items)).model_dump_json()
+
+    if cache_size:  # the model never changes while serving, so answers can be reused
+        recommendation_body = lru_cache(maxsize=cache_size)(recommendation_body)
 
     @app.get("/users/{user}/recommendations", response_model=Recommendations,
              responses=not_found)
     async def recommendations(user: str, k: K = 10, exclude_seen: bool = True):
-        items = tm.recommend([user], k, exclude_seen)[0]
-        return Recommendations(user=tm.raw_users[tm.user_index(user)], k=k,
-                               exclude_seen=exclude_seen, items=_ranked(items))
+        body = recommendation_body(tm.user_index(user), k, exclude_seen)
+        return Response(body, media_type="application/json")
 
     @app.get("/users/{user}/history", response_model=UserHistory, responses=not_found)
     async def history(user: str, limit: Annotated[int, Query(ge=1, le=MAX_K)] = 20):
         rows = tm.history(user, limit)
-        return UserHistory(user=tm.raw_users[tm.user_index(user)], n_seen=tm.n_seen(user),
-                           items=[RatedItem(rating=s.rating, timestamp=s.timestamp, **_info(s))
-                                  for s in rows])
+        return JSON(UserHistory(
+            user=tm.raw_users[tm.user_index(user)], n_seen=tm.n_seen(user),
+            items=[RatedItem(rating=s.rating, timestamp=s.timestamp, **_info(s)) for s in rows]))
 
     @app.get("/items/{item}/similar", response_model=SimilarItems, responses=not_found)
     async def similar(item: str, k: K = 10):
@@ -166,15 +195,15 @@ def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
         index = int(tm.item_indices([item])[0])
         query = Item(item=tm.raw_items[index], title=tm.titles[index],
                      genres=list(tm.genres[index]))
-        return SimilarItems(item=query, k=k, items=_ranked(items))
+        return JSON(SimilarItems(item=query, k=k, items=_ranked(items)))
 
     @app.post("/score", response_model=Scores, responses=not_found)
     async def score(request: Annotated[ScoreRequest, Body()]):
         scored = tm.score(request.user, request.items)
         seen = tm.seen_mask(request.user, request.items)
-        return Scores(user=tm.raw_users[tm.user_index(request.user)],
-                      items=[ScoredItem(score=s.score, seen=flag, **_info(s))
-                             for s, flag in zip(scored, seen)])
+        return JSON(Scores(user=tm.raw_users[tm.user_index(request.user)],
+                           items=[ScoredItem(score=s.score, seen=flag, **_info(s))
+                                  for s, flag in zip(scored, seen)]))
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -186,13 +215,13 @@ def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
           split: str | None = None, data_dir: str | None = None, access_log: bool = False,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", cache_size: int = 4096) -> None:
     """Load a run and serve it with uvicorn until interrupted."""
     import torch
     import uvicorn
 
     torch.set_num_threads(1)  # one small matmul per request: threads only add latency
-    app = create_app(run_dir, split=split, data_dir=data_dir)
+    app = create_app(run_dir, split=split, data_dir=data_dir, cache_size=cache_size)
     print(f"deepmf: serving {app.state.model.name} from {run_dir} on http://{host}:{port} "
           f"(API docs at /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)

@@ -48,6 +48,15 @@ class GMF(Recommender):
         return self.item_embedding.weight
 
 
+def user_chunks(users: torch.Tensor, n_items: int, pairs: int = 1 << 18):
+    """Split a batch of users so that each chunk scores at most ``pairs`` (user, item) pairs.
+
+    Per-pair towers materialise ``[users, items, hidden]`` activations; small chunks keep
+    them in cache instead of streaming gigabytes through memory.
+    """
+    return torch.split(users, max(1, pairs // max(n_items, 1)))
+
+
 def default_layers(dim: int) -> tuple[int, ...]:
     """NCF's tower for F predictive factors: 8F (the concatenation) -> 4F -> 2F -> F."""
     return (8 * dim, 4 * dim, 2 * dim, dim)
@@ -105,7 +114,8 @@ class MLP(Recommender):
         return rest(hidden)
 
     def score_all(self, users):
-        return self.head(self.all_features(users))[..., 0]
+        return torch.cat([self.head(self.all_features(chunk))[..., 0]
+                          for chunk in user_chunks(users, self.n_items)])
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -160,7 +170,8 @@ class NeuMF(Recommender):
         f = self.gmf.out_features
         weights = self.head.weight[0]
         gmf_part = (self.gmf.user_embedding(users) * weights[:f]) @ self.gmf.item_embedding.weight.T
-        mlp_part = self.mlp.all_features(users) @ weights[f:]  # [B, I]
+        mlp_part = torch.cat([self.mlp.all_features(chunk) @ weights[f:]
+                              for chunk in user_chunks(users, self.n_items)])  # [B, I]
         return gmf_part + mlp_part + self.head.bias
 
     def penalty(self, users, items):

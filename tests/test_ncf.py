@@ -1,0 +1,90 @@
+"""NCF models: NeuMF pre-training, the ItemPop check of the evaluator, BPR, the CLI paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepmf.cli import main
+from deepmf.evaluate import evaluate_sampled
+from deepmf.losses import bpr
+from deepmf.models import GMF, MLP, NeuMF, build_model
+from deepmf.tasks import RankingTask
+from deepmf.train import TrainConfig, fit
+from tests.conftest import checkerboard
+
+
+def test_neumf_from_pretrained_loads_both_towers_exactly():
+    torch.manual_seed(0)
+    gmf, mlp = GMF(20, 30, dim=4), MLP(20, 30, dim=4)
+    with torch.no_grad():
+        for p in [*gmf.parameters(), *mlp.parameters()]:
+            p.add_(torch.randn_like(p))
+    model = NeuMF.from_pretrained(gmf, mlp, alpha=0.5)
+    for part, source in ((model.gmf, gmf), (model.mlp, mlp)):
+        for (name, value), expected in zip(part.state_dict().items(),
+                                           source.state_dict().values()):
+            assert torch.equal(value, expected), name
+    users, items = torch.arange(20), torch.arange(20) % 30
+    with torch.no_grad():
+        mixed = 0.5 * gmf(users, items) + 0.5 * mlp(users, items)
+        torch.testing.assert_close(model(users, items), mixed)
+
+
+def test_bpr_loss_by_hand():
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([[1.0, 3.0], [0.0, -1.0]])
+    expected = -np.mean([np.log(1 / (1 + np.exp(-d))) for d in (1.0, -1.0, 0.0, 1.0)])
+    assert bpr(pos, neg).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_bpr_training_learns_the_checkerboard():
+    train, test = checkerboard(n_blocks=4, block=12)
+    torch.manual_seed(0)
+    model = build_model("mf", train, dim=8)
+    task = RankingTask(train, None, batch_size=128, device=torch.device("cpu"), num_neg=4,
+                       loss="bpr")
+    fit(model, task, TrainConfig(epochs=20, batch_size=128, lr=0.02))
+    negatives = np.array([[i for i in range(train.n_items) if not (
+        train.contains([u], [i])[0] or i == t)] for u, t in zip(test.users, test.items)])
+    assert evaluate_sampled(model, test, negatives, k=1)["hr@1"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def ncf_ml1m(data_root):
+    if not (data_root / "deepcf" / "ml-1m.train.rating").is_file():
+        pytest.skip("deepcf/ml-1m files are missing from DEEPMF_DATA_DIR")
+    from deepmf.readers import load_dataset
+
+    return load_dataset("ncf:deepcf/ml-1m", data_root)
+
+
+def test_itempop_matches_the_published_number_exactly(ncf_ml1m):
+    """ItemPop is deterministic: DeepCF's 0.4535 / 0.2542 checks the sampled evaluator."""
+    train, test = ncf_ml1m.given["given"]
+    model = build_model("itempop", train)
+    metrics = evaluate_sampled(model, test, ncf_ml1m.test_negatives, k=10)
+    assert metrics["hr@10"] == pytest.approx(0.4535, abs=0.002)
+    assert metrics["ndcg@10"] == pytest.approx(0.2542, abs=0.002)
+
+
+def test_cli_pretrained_neumf_and_paper_protocol(tmp_path, capsys, data_root, ncf_ml1m):
+    """gmf and mlp runs, then neumf --pretrain, on the AMusic NCF files."""
+    common = ["--dataset", "ncf:deepcf/AMusic", "--data-dir", str(data_root), "--epochs", "2",
+              "--quiet", "--select-on", "test"]
+    for name in ("gmf", "mlp"):
+        assert main(["train", "--model", name, *common, "--out", str(tmp_path / name)]) == 0
+    gmf = json.loads((tmp_path / "gmf" / "metrics.json").read_text())
+    assert gmf["selection"] == "test (paper protocol)" and gmf["split"] == "given"
+    assert gmf["test"]["hr@10"] > 0.15
+    pretrain = f"{tmp_path / 'gmf'},{tmp_path / 'mlp'}"
+    assert main(["train", "--model", "neumf", *common, "--pretrain", pretrain,
+                 "--out", str(tmp_path / "neumf")]) == 0
+    neumf = json.loads((tmp_path / "neumf" / "metrics.json").read_text())
+    assert neumf["test"]["hr@10"] > 0.15
+    capsys.readouterr()
+    assert main(["train", "--model", "gmf", *common, "--pretrain", pretrain,
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "cannot be pre-trained" in capsys.readouterr().err

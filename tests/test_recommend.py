@@ -1,0 +1,162 @@
+"""recommend / similar_items on hand-made scores, then TrainedModel and the CLI on a real run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from serve_run import make_run
+
+import deepmf.cli_use  # noqa: F401  (registers recommend/serve on the app)
+from deepmf.cli import main
+from deepmf.data import Interactions
+from deepmf.errors import DeepMFError
+from deepmf.models import MF, ItemPop, Recommender
+from deepmf.recommend import TrainedModel, UnknownIdError, recommend, seen_pairs, similar_items
+
+
+class FixedScores(Recommender):
+    """A 'model' whose scores are a given matrix."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.register_buffer("table", torch.as_tensor(table, dtype=torch.float32))
+        self.n_users, self.n_items = self.table.shape
+
+    def forward(self, users, items):
+        return self.table[users, items]
+
+    def score_all(self, users):
+        return self.table[users]
+
+
+TABLE = [[0.1, 0.9, 0.5, 0.7, 0.3],
+         [0.8, 0.2, 0.6, 0.4, 0.0]]
+SEEN = Interactions(np.array([0, 0, 0, 1]), np.array([1, 3, 4, 0]), n_users=2, n_items=5)
+
+
+def test_recommend_ranks_by_score_and_leaves_out_seen_items():
+    items, scores = recommend(FixedScores(TABLE), [0, 1], k=2, exclude=SEEN.csr)
+    assert items.tolist() == [[2, 0], [2, 3]]
+    np.testing.assert_allclose(scores, [[0.5, 0.1], [0.6, 0.4]], rtol=1e-6)
+
+
+def test_recommend_without_exclusion_keeps_seen_items():
+    items, _ = recommend(FixedScores(TABLE), [0], k=3)
+    assert items.tolist() == [[1, 3, 2]]
+
+
+def test_batch_equals_single_user_calls():
+    model, users = FixedScores(np.random.default_rng(0).random((6, 9))), [4, 0, 5, 2]
+    seen = Interactions(np.array([0, 0, 2, 4, 5]), np.array([3, 8, 1, 1, 0]), n_users=6, n_items=9)
+    batch_items, batch_scores = recommend(model, users, k=4, exclude=seen.csr)
+    for row, user in enumerate(users):
+        items, scores = recommend(model, [user], k=4, exclude=seen.csr)
+        assert items[0].tolist() == batch_items[row].tolist()
+        np.testing.assert_array_equal(scores[0], batch_scores[row])
+
+
+def test_fewer_unseen_items_than_k_returns_only_valid_ones():
+    items, scores = recommend(FixedScores(TABLE), [0], k=10, exclude=SEEN.csr)
+    assert items.tolist() == [[2, 0]]  # 5 items, 3 seen: two left
+    items, scores = recommend(FixedScores(TABLE), [0, 1], k=10, exclude=SEEN.csr)
+    assert items.shape == (2, 4)  # user 1 has four left; user 0's row is padded
+    assert items[0].tolist() == [2, 0, -1, -1] and np.isinf(scores[0, 2:]).all()
+
+
+def test_masking_never_writes_into_the_model():
+    # ItemPop's score_all is a view of its counts buffer: masking must copy, not write.
+    log = Interactions(np.array([0, 1, 1, 2]), np.array([0, 0, 1, 2]), n_users=3, n_items=4)
+    model = ItemPop(3, 4, log)
+    before = model.counts.clone()
+    items, _ = recommend(model, [1], k=2, exclude=log.csr)
+    assert items.tolist() == [[2, 3]]
+    assert torch.equal(model.counts, before)
+
+
+def test_seen_pairs_lists_each_rows_items():
+    rows, cols = seen_pairs(SEEN.csr, np.array([1, 0]))
+    assert rows.tolist() == [0, 1, 1, 1] and cols.tolist() == [0, 1, 3, 4]
+
+
+def test_similar_items_is_cosine_without_the_item_itself():
+    model = MF(1, 4, dim=2)
+    with torch.no_grad():
+        vectors = [[1.0, 0], [3.0, 0.1], [0, 1.0], [-1.0, -0.5]]
+        model.item_factors.weight.copy_(torch.tensor(vectors))
+    items, sims = similar_items(model, [0, 2], k=2)
+    assert items.tolist() == [[1, 2], [1, 0]]
+    assert sims[0, 0] == pytest.approx(0.99944, abs=1e-4) and sims[0, 1] == pytest.approx(0.0)
+
+
+def test_similar_items_needs_item_embeddings():
+    log = Interactions(np.array([0]), np.array([0]), n_users=1, n_items=2)
+    with pytest.raises(DeepMFError, match="no item embeddings"):
+        similar_items(ItemPop(1, 2, log), [0], k=1)
+
+
+# -- a trained ml-100k run -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, data_root):
+    return make_run(tmp_path_factory, data_root)
+
+
+@pytest.fixture(scope="session")
+def trained(run_dir, data_root):
+    return TrainedModel(run_dir, data_dir=str(data_root))
+
+
+def test_trained_model_recommends_unseen_titled_items(trained):
+    recs = trained.recommend([1], k=10)[0]
+    assert len(recs) == 10 and all(r.title for r in recs)
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    user = trained.user_index(1)
+    seen = set(trained.seen.csr[user].indices.tolist())
+    assert not seen & set(trained.item_indices([r.item for r in recs]).tolist())
+    items, _ = recommend(trained.model, [user], 10, trained.seen.csr)
+    assert [r.item for r in recs] == trained.items.raw(items[0]).tolist()
+
+
+def test_raw_ids_match_as_text_or_numbers(trained):
+    assert trained.recommend(["1"], 5) == trained.recommend([1], 5)
+    with pytest.raises(UnknownIdError, match="unknown user 'nobody'"):
+        trained.recommend(["nobody"], 5)
+    with pytest.raises(UnknownIdError, match="unknown item 99999"):
+        trained.similar([99999])
+
+
+def test_history_is_latest_first_with_ratings(trained):
+    rows = trained.history(1, limit=15)
+    assert len(rows) == 15 and all(r.rating in (1, 2, 3, 4, 5) for r in rows)
+    times = [r.timestamp for r in rows]
+    assert times == sorted(times, reverse=True)
+
+
+def test_cli_recommend_json_matches_library(run_dir, trained, capsys):
+    assert main(["recommend", str(run_dir), "--user", "1", "--k", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["user"] == 1 and out["source"] == "model"
+    assert [r["item"] for r in out["items"]] == [r.item for r in trained.recommend([1], 10)[0]]
+    assert [r["rank"] for r in out["items"]] == list(range(1, 11))
+
+
+def test_cli_recommend_table_and_history(run_dir, data_root, capsys):
+    args = ["recommend", str(run_dir), "--user", "1", "--k", "3", "--history", "2",
+            "--data-dir", str(data_root)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "top 3 for user 1" in out and "latest seen items" in out and "rating" in out
+
+
+def test_cli_unknown_user_exits_2_or_falls_back(run_dir, capsys):
+    assert main(["recommend", str(run_dir), "--user", "424242"]) == 2
+    assert "unknown user '424242'" in capsys.readouterr().err
+    assert main(["recommend", str(run_dir), "--user", "424242", "--fallback", "popular",
+                 "--json", "--k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == "popular" and len(out["items"]) == 3
+    assert main(["recommend", str(run_dir), "--user", "1", "--fallback", "nope"]) == 2
