@@ -82,9 +82,11 @@ class BiasedMF(MF):
 
 
 class DeepMF(Recommender):
-    """An MLP over concatenated user and item embeddings (seed 003).
+    """An MLP over concatenated user and item embeddings (seed 003), with biases.
 
-    ``r̂(u, i) = μ + MLP([p_u ; q_i])``, ReLU hidden layers with dropout, linear output.
+    ``r̂(u, i) = μ + b_u + b_i + MLP([p_u ; q_i])``, ReLU hidden layers with dropout and a
+    linear output. The biases carry the user and item effects, as in biased MF, so the
+    network models only the interaction.
 
     Args:
         n_users: size of the user id space.
@@ -110,14 +112,20 @@ class DeepMF(Recommender):
         self.item_embedding = embedding(n_items, dim, 0.05)
         self.tower = mlp((2 * dim, *layers), dropout)
         self.out = nn.Linear(layers[-1] if layers else 2 * dim, 1)
+        self.user_bias = nn.Embedding(n_users, 1)
+        self.item_bias = nn.Embedding(n_items, 1)
+        nn.init.zeros_(self.user_bias.weight)
+        nn.init.zeros_(self.item_bias.weight)
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def forward(self, users, items):
         x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)  # [B, 2d]
-        return self.out(self.tower(x))[:, 0] + self.global_mean
+        biases = self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0]
+        return self.out(self.tower(x))[:, 0] + biases + self.global_mean
 
     def penalty(self, users, items):
-        return row_norms(self.user_embedding(users), self.item_embedding(items))
+        return row_norms(self.user_embedding(users), self.item_embedding(items),
+                         self.user_bias(users)[:, 0], self.item_bias(items)[:, 0])
 
     def item_vectors(self):
         return self.item_embedding.weight
