@@ -136,3 +136,17 @@ def test_datasets_lists_where_each_is_found(capsys, data_root):
     code, out, _ = run_cli(["datasets", "--data-dir", data_root], capsys)
     assert code == 0
     assert "ml-100k" in out and str(Path(data_root).name) in out
+
+
+def test_compare_trains_each_model_into_one_table(tmp_path, capsys, data_root):
+    out = tmp_path / "cmp"
+    code, stdout, _ = run_cli(["compare", "--models", "mf,biased-mf", "--dataset", "ml-100k",
+                               "--split", "u1", "--epochs", "2", "--quiet", "--data-dir",
+                               data_root, "--out", out], capsys)
+    assert code == 0
+    summary = json.loads(stdout)
+    assert set(summary["models"]) == {"mf", "biased-mf"}
+    assert summary["models"]["biased-mf"]["rmse"] < summary["models"]["mf"]["rmse"]
+    assert (out / "compare.png").is_file() and (out / "mf" / "metrics.json").is_file()
+    code, _, err = run_cli(["compare", "--models", "mf,nope", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and "unknown model 'nope'" in err and not (tmp_path / "x").exists()

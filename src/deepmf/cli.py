@@ -107,6 +107,42 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    models: str = typer.Option(..., help="comma-separated model names, e.g. mf,biased-mf"),
+    dataset: str = typer.Option("ml-100k"),
+    split: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None, min=1),
+    seed: int = typer.Option(0),
+    select_on: str = typer.Option("valid"),
+    data_dir: Optional[str] = typer.Option(None),
+    out: Optional[str] = typer.Option(None, help="folder for the runs (default runs/compare-TIME)"),
+    quiet: bool = typer.Option(False),
+):
+    """Train several models on one dataset and split; print one table, save one plot."""
+    import time
+    from pathlib import Path
+
+    from deepmf.compare import compare as run_compare
+    from deepmf.config import RunConfig
+    from deepmf.progress import ProgressBar
+
+    config = RunConfig(dataset=dataset, split=split, task=task, epochs=epochs, seed=seed,
+                       select_on=select_on, data_dir=data_dir)
+    folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    summary = run_compare(config, names, folder, [] if quiet else [ProgressBar(err)])
+    columns = list(dict.fromkeys(k for row in summary["models"].values() for k in row))
+    table = Table("model", *columns, title=f"{dataset}: test metrics")
+    for name, row in summary["models"].items():
+        table.add_row(name, *[f"{row[c]:.4f}" if isinstance(row.get(c), float)
+                              else str(row.get(c, "")) for c in columns])
+    err.print(table)
+    err.print(f"runs, compare.json and compare.png in [bold]{folder}[/]")
+    print(json.dumps(summary, indent=2))
+
+
+@app.command()
 def datasets(data_dir: Optional[str] = typer.Option(None)):
     """List known datasets and where each is found."""
     from deepmf.readers import known_datasets
