@@ -109,8 +109,11 @@ class Callback:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over the trainable parameters, fused into one kernel per
+    step (far fewer small ops than the per-tensor loop; CPU and CUDA alike)."""
+    params = [p for p in model.parameters() if p.requires_grad]
     return OPTIMIZERS[config.optimizer](
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
 
 
