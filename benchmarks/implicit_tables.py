@@ -69,9 +69,10 @@ def main() -> None:
     parser.add_argument("--models", default="itempop,gmf,mlp,neumf,mf,dmf,cfnet-ml,cfnet")
     parser.add_argument("--select", default="valid,test")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe")
+    parser.add_argument("--dim", type=int, default=None, help="predictive factors for all")
     args = parser.parse_args()
     root = data_dir()
-    extra = {"epochs": args.epochs} if args.epochs else {}
+    extra = {k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v}
     table: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from benchmarks._common import data_dir, emit, machine
 from deepmf.evaluate import evaluate_sampled
-from deepmf.experiment import IMPLICIT_RECIPES
+from deepmf.experiment import IMPLICIT_DEFAULT, IMPLICIT_RECIPES
 from deepmf.losses import bce
 from deepmf.models import build_model
 from deepmf.readers import load_dataset
@@ -78,7 +78,7 @@ def train_seed_style(model, train, epochs: int) -> list[float]:
 def main(epochs: int) -> None:
     dataset = load_dataset("ncf:deepcf/ml-1m", data_dir())
     train, test = dataset.given["given"]
-    recipe = IMPLICIT_RECIPES["neumf"]
+    recipe = IMPLICIT_RECIPES.get("neumf", IMPLICIT_DEFAULT)
     torch.manual_seed(0)
     initial = build_model("neumf", train, dim=8)
 

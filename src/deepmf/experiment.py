@@ -25,16 +25,26 @@ RECIPES: dict[str, dict] = {
     "mf": dict(dim=64, epochs=80, batch_size=1024, lr=0.005, reg=0.1, patience=5),
     "biased-mf": dict(dim=64, epochs=80, batch_size=1024, lr=0.005, reg=0.1, patience=5),
     "deepmf": dict(dim=32, layers=(64, 32), dropout=0.2, epochs=80, batch_size=1024,
-                   lr=0.002, reg=0.05, patience=5),
+                   lr=0.005, reg=0.1, patience=5),
 }
 """Per-model defaults for explicit feedback (values the command line does not set)."""
 
 IMPLICIT_RECIPES: dict[str, dict] = {
-    "mf": dict(dim=64, epochs=30, batch_size=4096, lr=0.002, num_neg=4, patience=5),
+    "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=3),
+    # Fine-tuning from trained parts: a small step, so the pre-trained optimum is kept.
+    "neumf+pretrain": dict(dim=8, epochs=10, batch_size=8192, lr=0.0005, num_neg=4,
+                           patience=3),
+    # DeepCF models: each step runs the towers over nearly every user and item, so large
+    # batches (few steps per epoch) with a higher learning rate train fastest on a CPU.
+    "dmf": dict(epochs=20, batch_size=65536, lr=0.005, num_neg=4, patience=3),
+    "cfnet-ml": dict(epochs=20, batch_size=65536, lr=0.005, num_neg=4, patience=3),
+    "cfnet": dict(epochs=20, batch_size=65536, lr=0.001, num_neg=4, patience=3),
 }
 """Per-model defaults for implicit feedback."""
 
-IMPLICIT_DEFAULT = dict(dim=8, epochs=20, batch_size=2048, lr=0.001, num_neg=4, patience=5)
+IMPLICIT_DEFAULT = dict(dim=8, epochs=20, batch_size=8192, lr=0.01, num_neg=4, patience=3)
+"""NCF models (gmf, mlp, neumf): few large batches at a higher learning rate than NCF's
+(256 and 0.001) reach the same hit rate per epoch in a fraction of the steps."""
 
 
 @dataclass
@@ -79,6 +89,8 @@ def resolve_split(config: RunConfig, dataset: Dataset, task: str) -> str:
 def recipe(config: RunConfig, task: str) -> dict:
     if task == "explicit":
         return RECIPES.get(config.model, RECIPES["biased-mf"])
+    if config.pretrain and f"{config.model}+pretrain" in IMPLICIT_RECIPES:
+        return IMPLICIT_RECIPES[f"{config.model}+pretrain"]
     return IMPLICIT_RECIPES.get(config.model, IMPLICIT_DEFAULT)
 
 

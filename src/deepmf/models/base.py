@@ -40,9 +40,12 @@ class Recommender(nn.Module):
 
 
 def embedding(n: int, dim: int, std: float) -> nn.Embedding:
-    """An embedding table initialised from N(0, std^2)."""
+    """An embedding table initialised from N(0, std^2) (zeros for ``std=0``: biases)."""
     table = nn.Embedding(n, dim)
-    nn.init.normal_(table.weight, std=std)
+    if std > 0:
+        nn.init.normal_(table.weight, std=std)
+    else:
+        nn.init.zeros_(table.weight)
     return table
 
 

@@ -61,10 +61,8 @@ class BiasedMF(MF):
     ):
         super().__init__(n_users, n_items, dim, init_std)
         self.model_args["global_mean"] = float(global_mean)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
-        nn.init.zeros_(self.user_bias.weight)
-        nn.init.zeros_(self.item_bias.weight)
+        self.user_bias = embedding(n_users, 1, std=0.0)
+        self.item_bias = embedding(n_items, 1, std=0.0)
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def forward(self, users, items):
@@ -112,10 +110,8 @@ class DeepMF(Recommender):
         self.item_embedding = embedding(n_items, dim, 0.05)
         self.tower = mlp((2 * dim, *layers), dropout)
         self.out = nn.Linear(layers[-1] if layers else 2 * dim, 1)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
-        nn.init.zeros_(self.user_bias.weight)
-        nn.init.zeros_(self.item_bias.weight)
+        self.user_bias = embedding(n_users, 1, std=0.0)
+        self.item_bias = embedding(n_items, 1, std=0.0)
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def forward(self, users, items):
