@@ -32,16 +32,23 @@ class InteractionRows(nn.Module):
     from the training log. ``transpose`` serves the backward pass (see :class:`_RowSum`).
     """
 
-    def __init__(self, matrix):
+    def __init__(self, matrix=None, *, _arrays=None):
         super().__init__()
-        matrix = matrix.tocsr()
-        matrix.sort_indices()
-        transpose = matrix.T.tocsr()
-        transpose.sort_indices()
-        self.n_rows, self.n_cols = matrix.shape
-        for name, m in (("", matrix), ("t_", transpose)):
-            self.register_buffer(name + "indptr", _long(m.indptr), persistent=False)
-            self.register_buffer(name + "indices", _long(m.indices), persistent=False)
+        if _arrays is None:
+            matrix = matrix.tocsr()
+            matrix.sort_indices()
+            transpose = matrix.T.tocsr()
+            transpose.sort_indices()
+            _arrays = (matrix.shape, _long(matrix.indptr), _long(matrix.indices),
+                       _long(transpose.indptr), _long(transpose.indices))
+        (self.n_rows, self.n_cols), *arrays = _arrays
+        for name, array in zip(("indptr", "indices", "t_indptr", "t_indices"), arrays):
+            self.register_buffer(name, array, persistent=False)
+
+    def transposed(self) -> "InteractionRows":
+        """The other side's rows, sharing this object's arrays (no copy)."""
+        return InteractionRows(_arrays=((self.n_cols, self.n_rows), self.t_indptr,
+                                        self.t_indices, self.indptr, self.indices))
 
     def gather(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Column indices of the rows ``ids`` and their offsets, for ``embedding_bag``."""
@@ -87,18 +94,33 @@ class _RowSum(torch.autograd.Function):
 class SparseLinear(nn.Module):
     """``nn.Linear(n_in, n_out)`` over binary interaction rows: ``h = Σ_{j ∈ row} W_j + b``.
 
-    Initialised as Keras' ``Dense`` (Glorot uniform weights, zero bias), as in DeepCF.
+    ``W = s · V`` with ``V`` the trained parameter and ``s = 1 / √(mean non-zeros per row)``
+    a fixed buffer: a row sums hundreds of weight rows, so Adam's per-coordinate steps
+    would add up to large jumps of ``h``; the scale gives this layer a smaller effective
+    learning rate. ``W`` starts Glorot uniform with a zero bias, as Keras' ``Dense`` in DeepCF.
+
+    Args:
+        n_in: width of the binary rows (the other side's id space).
+        n_out: output size.
+        mean_nnz: mean number of non-zeros per row (1 without data).
     """
 
-    def __init__(self, n_in: int, n_out: int):
+    def __init__(self, n_in: int, n_out: int, mean_nnz: float = 1.0):
         super().__init__()
-        bound = math.sqrt(6.0 / (n_in + n_out))
+        scale = 1.0 / math.sqrt(max(mean_nnz, 1.0))
+        bound = math.sqrt(6.0 / (n_in + n_out)) / scale
         self.weight = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(n_out))
+        self.register_buffer("scale", torch.tensor(scale))
+
+    def effective_weight(self) -> torch.Tensor:
+        """``W``, ``[n_in, n_out]``: the dense ``nn.Linear`` weight is its transpose."""
+        return self.weight * self.scale
 
     def forward(self, rows: InteractionRows, ids: torch.Tensor) -> torch.Tensor:
         unique, inverse = torch.unique(ids, return_inverse=True)  # the backward needs distinct
-        return (_RowSum.apply(self.weight, rows, unique) + self.bias)[inverse]  # [R, n_out]
+        summed = _RowSum.apply(self.weight, rows, unique)  # [R, n_out]
+        return (summed * self.scale + self.bias)[inverse]
 
 
 def _rows(n_users: int, n_items: int, interactions: Interactions | None):
@@ -107,8 +129,16 @@ def _rows(n_users: int, n_items: int, interactions: Interactions | None):
                                     n_users=n_users, n_items=n_items)
     if (interactions.n_users, interactions.n_items) != (n_users, n_items):
         raise ConfigError("interactions do not match the model's id spaces")
-    matrix = interactions.csr
-    return InteractionRows(matrix), InteractionRows(matrix.T)
+    user_rows = InteractionRows(interactions.csr)
+    return user_rows, user_rows.transposed()
+
+
+def _first_layers(user_rows: InteractionRows, item_rows: InteractionRows, user_out: int,
+                  item_out: int) -> tuple[SparseLinear, SparseLinear]:
+    """First layers of a user tower (over ``r_u``) and an item tower (over ``r_i``)."""
+    nnz = len(user_rows.indices)
+    return (SparseLinear(user_rows.n_cols, user_out, nnz / max(user_rows.n_rows, 1)),
+            SparseLinear(item_rows.n_cols, item_out, nnz / max(item_rows.n_rows, 1)))
 
 
 def _sizes(name: str, layers) -> tuple[int, ...]:
@@ -133,6 +163,13 @@ def _glorot(module: nn.Module) -> nn.Module:
     return module
 
 
+def _tower(sizes: tuple[int, ...]) -> nn.Sequential:
+    """What follows a tower's linear first layer: ReLU, then Linear+ReLU, linear at the end."""
+    if len(sizes) == 1:
+        return nn.Sequential()
+    return nn.Sequential(nn.ReLU(), _glorot(mlp(sizes, last_activation=False)))
+
+
 def _distinct(ids: torch.Tensor, tower) -> torch.Tensor:
     """``tower`` run once per distinct id, then spread back to ``ids``' positions."""
     unique, inverse = torch.unique(ids, return_inverse=True)
@@ -149,8 +186,11 @@ class DMF(Recommender):
 
     ``ŷ_ui = σ(wᵀ (f_U(r_u) ⊙ f_I(r_i)) + b)``: a user tower ``f_U`` over the interaction
     row ``r_u`` (``|I| → 512 → 64`` by default), an item tower ``f_I`` over ``r_i``
-    (``|U| → 1024 → 64``); the first layer of each is linear, the others ReLU (as in DeepCF's
-    code). Deng et al., "DeepCF: A Unified Framework of Representation Learning and Matching
+    (``|U| → 1024 → 64``). Each tower is an MLP: ReLU after every layer but the last.
+    DeepCF's code instead leaves the first layer linear and puts ReLU after the last; the
+    product of two non-negative vectors then often dies into constant scores (we saw it
+    on ml-1m at Adam's usual learning rates, and on small block-structured data).
+    Deng et al., "DeepCF: A Unified Framework of Representation Learning and Matching
     Function Learning in Recommender System", AAAI 2019.
 
     Args:
@@ -173,10 +213,10 @@ class DMF(Recommender):
         self.model_args = dict(n_users=n_users, n_items=n_items, user_layers=list(user_layers),
                                item_layers=list(item_layers))
         self.user_rows, self.item_rows = _rows(n_users, n_items, interactions)
-        self.user_first = SparseLinear(n_items, user_layers[0])
-        self.item_first = SparseLinear(n_users, item_layers[0])
-        self.user_tower = _glorot(mlp(user_layers))
-        self.item_tower = _glorot(mlp(item_layers))
+        self.user_first, self.item_first = _first_layers(
+            self.user_rows, self.item_rows, user_layers[0], item_layers[0])
+        self.user_tower = _tower(user_layers)
+        self.item_tower = _tower(item_layers)
         self.head = _head(user_layers[-1])
         self.out_features = user_layers[-1]
 
@@ -228,8 +268,8 @@ class CFNetML(Recommender):
         self.n_users, self.n_items = n_users, n_items
         self.model_args = dict(n_users=n_users, n_items=n_items, layers=list(layers))
         self.user_rows, self.item_rows = _rows(n_users, n_items, interactions)
-        self.user_first = SparseLinear(n_items, layers[0] // 2)
-        self.item_first = SparseLinear(n_users, layers[0] // 2)
+        self.user_first, self.item_first = _first_layers(
+            self.user_rows, self.item_rows, layers[0] // 2, layers[0] // 2)
         self.tower = _glorot(mlp(layers))
         self.head = _head(layers[-1])
         self.out_features = layers[-1]
@@ -284,7 +324,7 @@ class CFNet(Recommender):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
         self.dmf = DMF(n_users, n_items, interactions, user_layers, item_layers)
-        self.ml = CFNetML(n_users, n_items, None, layers)
+        self.ml = CFNetML(n_users, n_items, interactions, layers)
         self.ml.user_rows, self.ml.item_rows = self.dmf.user_rows, self.dmf.item_rows  # shared
         self.model_args = dict(n_users=n_users, n_items=n_items,
                                user_layers=self.dmf.model_args["user_layers"],
