@@ -164,15 +164,18 @@ def train_split(config: RunConfig, dataset: Dataset, task: str, split: Split,
     torch.manual_seed(config.seed)  # parameter initialisation only; training uses generators
 
     if task == "explicit":
-        fit_data, valid = validation_split(split.train, fraction=config.valid_fraction,
-                                           seed=config.seed)
+        if config.select_on == "test":
+            fit_data, valid = split.train, split.test
+        else:
+            fit_data, valid = validation_split(split.train, fraction=config.valid_fraction,
+                                               seed=config.seed)
         model = build_model(config.model, fit_data, **options).to(device)
         rating_task = RatingTask(fit_data, valid, batch_size=tconfig.batch_size, device=device,
                                  reg=tconfig.reg, clip=dataset.rating_range)
         history = fit(model, rating_task, tconfig, callbacks)
         chosen = best_epoch(history, rating_task.monitor, False)
-        extra_seen = valid
-        if config.refit is not False:
+        extra_seen = None if config.select_on == "test" else valid
+        if config.refit is not False and config.select_on == "valid":
             torch.manual_seed(config.seed)
             fit_data, extra_seen = split.train, None
             model = build_model(config.model, fit_data, **options).to(device)

@@ -73,7 +73,8 @@ def resolved_config(config: RunConfig, task: str, split: str, out: Path) -> RunC
                     "num_neg", "patience")})
     values.update(task=task, split=split, out=str(out))
     if task == "explicit":
-        values.update(refit=config.refit is not False, loss="mse")
+        values.update(refit=config.refit is not False and config.select_on == "valid",
+                      loss="mse")
     else:
         values.update(loss=config.loss or "bce")
     return replace(config, **values)
