@@ -102,3 +102,13 @@ def test_itempop_ranks_by_training_count(log):
 
 def test_explicit_models_listed_exist():
     assert set(EXPLICIT_MODELS) <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_scores_and_penalty_agree_with_forward_and_penalty(name, log):
+    model = fresh(name, log)
+    users, items = torch.tensor([0, 3, 3, 29]), torch.tensor([1, 2, 39, 0])
+    with torch.no_grad():
+        scores, penalty = model.scores_and_penalty(users, items)
+        torch.testing.assert_close(scores, model(users, items))
+        torch.testing.assert_close(penalty, model.penalty(users, items))

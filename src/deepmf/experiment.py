@@ -32,7 +32,7 @@ RECIPES: dict[str, dict] = {
 IMPLICIT_RECIPES: dict[str, dict] = {
     "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=3),
     # Fine-tuning from trained parts: a small step, so the pre-trained optimum is kept.
-    "neumf+pretrain": dict(dim=8, epochs=10, batch_size=8192, lr=0.0005, num_neg=4,
+    "neumf+pretrain": dict(dim=8, epochs=10, batch_size=16384, lr=0.0005, num_neg=4,
                            patience=3),
     # DeepCF models: each step runs the towers over nearly every user and item, so large
     # batches (few steps per epoch) with a higher learning rate train fastest on a CPU.
@@ -42,7 +42,7 @@ IMPLICIT_RECIPES: dict[str, dict] = {
 }
 """Per-model defaults for implicit feedback."""
 
-IMPLICIT_DEFAULT = dict(dim=8, epochs=20, batch_size=8192, lr=0.01, num_neg=4, patience=3)
+IMPLICIT_DEFAULT = dict(dim=8, epochs=30, batch_size=16384, lr=0.015, num_neg=4, patience=3)
 """NCF models (gmf, mlp, neumf): few large batches at a higher learning rate than NCF's
 (256 and 0.001) reach the same hit rate per epoch in a fraction of the steps."""
 

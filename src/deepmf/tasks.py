@@ -52,10 +52,10 @@ class RatingTask:
 
     def loss(self, model, batch):
         users, items, ratings = batch
-        loss = mse(model(users, items), ratings)
-        if self.reg:
-            loss = loss + self.reg * model.penalty(users, items)
-        return loss
+        if not self.reg:
+            return mse(model(users, items), ratings)
+        predictions, penalty = model.scores_and_penalty(users, items)
+        return mse(predictions, ratings) + self.reg * penalty
 
     def validate(self, model) -> dict[str, float]:
         record = {"train_rmse": evaluate_ratings(model, self.train, clip=self.clip)["rmse"]}

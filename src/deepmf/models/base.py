@@ -34,6 +34,14 @@ class Recommender(nn.Module):
         """
         return torch.zeros((), device=users.device)
 
+    def scores_and_penalty(self, users: torch.Tensor, items: torch.Tensor):
+        """``forward`` and ``penalty`` of one batch together.
+
+        Models override this when both read the same embedding rows, so that a regularized
+        step looks each row up (and scatters its gradient back) once instead of twice.
+        """
+        return self.forward(users, items), self.penalty(users, items)
+
     def item_vectors(self) -> torch.Tensor | None:
         """One vector per item for similarity search, or None if the model has none."""
         return None

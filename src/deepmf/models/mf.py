@@ -37,6 +37,10 @@ class MF(Recommender):
     def penalty(self, users, items):
         return row_norms(self.user_factors(users), self.item_factors(items))
 
+    def scores_and_penalty(self, users, items):
+        p, q = self.user_factors(users), self.item_factors(items)  # [B, d] each
+        return (p * q).sum(-1), row_norms(p, q)
+
     def item_vectors(self):
         return self.item_factors.weight
 
@@ -74,9 +78,12 @@ class BiasedMF(MF):
         return scores + self.item_bias.weight[:, 0] + self.global_mean
 
     def penalty(self, users, items):
-        return super().penalty(users, items) + row_norms(
-            self.user_bias(users)[:, 0], self.item_bias(items)[:, 0]
-        )
+        return self.scores_and_penalty(users, items)[1]
+
+    def scores_and_penalty(self, users, items):
+        dot, factor_norms = super().scores_and_penalty(users, items)
+        b_u, b_i = self.user_bias(users)[:, 0], self.item_bias(items)[:, 0]
+        return dot + self.global_mean + b_u + b_i, factor_norms + row_norms(b_u, b_i)
 
 
 class DeepMF(Recommender):
