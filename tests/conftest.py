@@ -37,6 +37,22 @@ def ml100k(data_root):
     return load_dataset("ml-100k", data_root, download=False)
 
 
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, data_root):
+    """A small trained ml-100k run, shared by the recommend, serve and browser tests."""
+    from serve_run import make_run
+
+    return make_run(tmp_path_factory, data_root)
+
+
+@pytest.fixture(scope="session")
+def trained(run_dir, data_root):
+    """That run loaded once for serving."""
+    from deepmf.recommend import TrainedModel
+
+    return TrainedModel(run_dir, data_dir=str(data_root))
+
+
 def checkerboard(n_blocks: int = 2, block: int = 8) -> tuple[Interactions, Interactions]:
     """Users and items in blocks; each user has every item of its block but one, withheld.
 

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from serve_run import make_run
 
 import deepmf.cli_use  # noqa: F401  (registers recommend/serve on the app)
 from deepmf.cli import main
 from deepmf.data import Interactions
 from deepmf.errors import DeepMFError
 from deepmf.models import MF, ItemPop, Recommender
-from deepmf.recommend import TrainedModel, UnknownIdError, recommend, seen_pairs, similar_items
+from deepmf.recommend import UnknownIdError, recommend, seen_pairs, similar_items
 
 
 class FixedScores(Recommender):
@@ -98,16 +97,6 @@ def test_similar_items_needs_item_embeddings():
 
 
 # -- a trained ml-100k run -------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory, data_root):
-    return make_run(tmp_path_factory, data_root)
-
-
-@pytest.fixture(scope="session")
-def trained(run_dir, data_root):
-    return TrainedModel(run_dir, data_dir=str(data_root))
 
 
 def test_trained_model_recommends_unseen_titled_items(trained):

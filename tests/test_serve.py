@@ -11,22 +11,12 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from serve_run import free_port, make_run
+from serve_run import free_port
 
 import deepmf.cli_use  # noqa: F401
 from deepmf.cli import main
 from deepmf.recommend import TrainedModel
 from deepmf.serve import create_app
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory, data_root):
-    return make_run(tmp_path_factory, data_root)
-
-
-@pytest.fixture(scope="session")
-def trained(run_dir, data_root):
-    return TrainedModel(run_dir, data_dir=str(data_root))
 
 
 @pytest.fixture(scope="session")
