@@ -51,6 +51,14 @@ def test_exclude_seen_false_may_return_seen_items(client, trained):
     assert cached == body
 
 
+def test_precomputed_answers_equal_computed_ones(client, trained):
+    with TestClient(create_app(trained, cache_size=0)) as uncached:
+        for user in (1, 2, 500, 943):
+            fresh = uncached.get(f"/users/{user}/recommendations").json()
+            assert client.get(f"/users/{user}/recommendations").json() == fresh
+            assert fresh["k"] == 10 and len(fresh["items"]) == 10
+
+
 def test_history(client):
     body = client.get("/users/1/history", params={"limit": 5}).json()
     assert body["user"] == 1 and body["n_seen"] > 5 and len(body["items"]) == 5
