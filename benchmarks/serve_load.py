@@ -1,13 +1,16 @@
 """Load test of ``deepmf serve``: a bounded burst of recommendation requests on loopback.
 
 Starts the server on 127.0.0.1 (a free port) with a trained ml-100k run, then sends
-``--requests`` GET /users/{id}/recommendations?k=10 requests, cycling over every user, from
-``--concurrency`` client processes (one httpx connection each, so that many requests are in
-flight), and prints JSON: requests/s, latency percentiles and the error count. Without
-``--run`` it first trains a small biased-mf run on ml-100k (needs DEEPMF_DATA_DIR or the
-dataset in the cache). Traffic goes to 127.0.0.1 only and is bounded in count and time.
+``--requests`` GET /users/{id}/recommendations?k=10 requests, cycling over every user, over
+``--concurrency`` keep-alive httpx connections offering ``--rate`` requests a second in all
+(``--rate 0``: each connection sends back to back, which measures saturation), and prints
+JSON: requests/s, latency percentiles (counted from when each request was due) and the error
+count. Without ``--run`` it first trains a small biased-mf run on ml-100k (needs
+DEEPMF_DATA_DIR or the dataset in the cache). Traffic goes to 127.0.0.1 only and is bounded
+in count and time.
 
     python benchmarks/serve_load.py [--run RUN_DIR] [--requests 5000] [--concurrency 16]
+                                    [--rate 800]
 """
 
 from __future__ import annotations
