@@ -47,8 +47,9 @@ class RatingTask:
         self.ratings = _tensor(train.ratings, device, torch.float32)
 
     def batches(self, generator):
-        for rows in _slices(len(self.users), self.batch_size, generator, self.device):
-            yield self.users[rows], self.items[rows], self.ratings[rows]
+        perm = torch.randperm(len(self.users), generator=generator).to(self.device)
+        shuffled = self.users[perm], self.items[perm], self.ratings[perm]  # 3 gathers an epoch
+        yield from zip(*(torch.split(t, self.batch_size) for t in shuffled))
 
     def loss(self, model, batch):
         users, items, ratings = batch

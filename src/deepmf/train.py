@@ -134,6 +134,7 @@ def fit(
         return []  # nothing to learn (e.g. popularity)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     history: list[dict] = []
     best_value, best_state, best_epoch = None, None, 0
     for callback in callbacks:
@@ -145,7 +146,8 @@ def fit(
         total, steps = 0.0, 0
         for batch in task.batches(generator):
             loss = task.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
+                p.grad = None
             loss.backward()
             optimizer.step()
             total = total + loss.detach()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepmf.models.base import Recommender, embedding, mlp, row_norms
+from deepmf.models.base import Recommender, column, embedding, mlp, row_norms
 
 
 class MF(Recommender):
@@ -71,7 +71,7 @@ class BiasedMF(MF):
 
     def forward(self, users, items):
         dot = super().forward(users, items)
-        return dot + self.global_mean + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0]
+        return dot + self.global_mean + column(self.user_bias, users) + column(self.item_bias, items)
 
     def score_all(self, users):
         scores = super().score_all(users) + self.user_bias(users)  # [B, n_items]
@@ -82,7 +82,7 @@ class BiasedMF(MF):
 
     def scores_and_penalty(self, users, items):
         dot, factor_norms = super().scores_and_penalty(users, items)
-        b_u, b_i = self.user_bias(users)[:, 0], self.item_bias(items)[:, 0]
+        b_u, b_i = column(self.user_bias, users), column(self.item_bias, items)
         return dot + self.global_mean + b_u + b_i, factor_norms + row_norms(b_u, b_i)
 
 
@@ -123,12 +123,12 @@ class DeepMF(Recommender):
 
     def forward(self, users, items):
         x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)  # [B, 2d]
-        biases = self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0]
+        biases = column(self.user_bias, users) + column(self.item_bias, items)
         return self.out(self.tower(x))[:, 0] + biases + self.global_mean
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items),
-                         self.user_bias(users)[:, 0], self.item_bias(items)[:, 0])
+                         column(self.user_bias, users), column(self.item_bias, items))
 
     def item_vectors(self):
         return self.item_embedding.weight
