@@ -66,6 +66,16 @@ def test_batch_equals_single(name, log):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+def test_scorer_reuses_item_work_and_matches_score_all(name, log):
+    model = fresh(name, log)
+    with torch.no_grad():
+        score = model.scorer()
+        parts = torch.cat([score(torch.tensor([0, 1])), score(torch.tensor([2, 29]))])
+        torch.testing.assert_close(parts, model.score_all(torch.tensor([0, 1, 2, 29])),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_checkpoint_round_trip_gives_identical_scores(name, log, tmp_path):
     model = fresh(name, log)
     save_checkpoint(tmp_path, name, model, log)

@@ -206,9 +206,11 @@ def evaluate_full(
     minus_inf = torch.tensor(float("-inf"), device=device)
     values: list[list[torch.Tensor]] = [[] for _ in keys]
     with _inference(model):
+        # item-side work once for all batches (plain modules need only score_all)
+        score_all = model.scorer() if hasattr(model, "scorer") else model.score_all
         for i in range(0, len(eval_users), batch_users):
             users = eval_users_t[i : i + batch_users]
-            scores = model.score_all(users).float()  # [B, n_items]
+            scores = score_all(users).float()  # [B, n_items]
             if scores.shape != (len(users), n_items):
                 raise DataError(
                     f"score_all returned shape {tuple(scores.shape)}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -26,6 +28,16 @@ class Recommender(nn.Module):
         items = torch.arange(self.n_items, device=users.device)
         pairs_users = users.repeat_interleave(self.n_items)  # [B * n_items]
         return self.forward(pairs_users, items.repeat(n)).view(n, self.n_items)
+
+    def scorer(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``score_all`` for the many user batches of one evaluation.
+
+        Models whose item side is costly (towers over interaction rows) compute it once
+        here and return a function that closes over it, so a full ranking costs one pass
+        over the items however many batches it takes, and nothing stays cached on the
+        model for training to invalidate. Call it (and the function) without gradients.
+        """
+        return self.score_all
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Mean squared norm of the parameter rows a batch used (L2 on the rows, not the table).

@@ -234,10 +234,14 @@ class DMF(Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
+    def scorer(self):
+        items = self.item_vectors()  # [I, d]: the item tower once per evaluation
+        weight, bias = self.head.weight[0], self.head.bias
+        return lambda users: (self.user_latent(users) * weight) @ items.T + bias
+
     def score_all(self, users):
-        with torch.no_grad():  # item tower once per call, nothing cached between calls
-            items = _chunked(self.item_latent, self.n_items, users.device)  # [I, d]
-            return (self.user_latent(users) * self.head.weight[0]) @ items.T + self.head.bias
+        with torch.no_grad():
+            return self.scorer()(users)
 
     def item_vectors(self):
         with torch.no_grad():
@@ -282,24 +286,34 @@ class CFNetML(Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
-    def all_features(self, users, chunk: int = 64):
+    def item_part(self) -> torch.Tensor:
+        """Every item's share of the first hidden layer, bias included: ``[I, h]``."""
+        first, half = self.tower[0], self.user_first.weight.shape[1]
+        with torch.no_grad():
+            q = _chunked(lambda i: self.item_first(self.item_rows, i), self.n_items,
+                         self.head.weight.device)
+            return q @ first.weight[:, half:].T + first.bias
+
+    def all_features(self, users, item_part: torch.Tensor | None = None, chunk: int = 64):
         """Tower outputs for every item of each user, ``[B, n_items, layers[-1]]``.
 
-        The first hidden layer splits into a user part and an item part, each computed once
-        (the item part under ``no_grad`` for all items), then broadcast per pair.
+        The first hidden layer splits into a user part and an item part (``item_part()``,
+        computed once per evaluation by :meth:`scorer`), broadcast per pair.
         """
         first, rest = self.tower[0], self.tower[1:]
         half = self.user_first.weight.shape[1]
+        item_part = self.item_part() if item_part is None else item_part
         with torch.no_grad():
-            q = _chunked(lambda i: self.item_first(self.item_rows, i), self.n_items,
-                         users.device)
-            item_part = q @ first.weight[:, half:].T + first.bias  # [I, h]
             user_part = self.user_first(self.user_rows, users) @ first.weight[:, :half].T
             return torch.cat([rest(user_part[i : i + chunk, None, :] + item_part[None])
                               for i in range(0, len(users), chunk)])
 
+    def scorer(self):
+        item_part, head = self.item_part(), self.head
+        return lambda users: head(self.all_features(users, item_part))[..., 0]
+
     def score_all(self, users):
-        return self.head(self.all_features(users))[..., 0]
+        return self.scorer()(users)
 
 
 class CFNet(Recommender):
@@ -355,13 +369,19 @@ class CFNet(Recommender):
         x = torch.cat([self.dmf.features(users, items), self.ml.features(users, items)], -1)
         return self.head(x)[:, 0]
 
-    def score_all(self, users):
-        d = self.dmf.out_features
-        weights = self.head.weight[0]
-        with torch.no_grad():
-            items = _chunked(self.dmf.item_latent, self.n_items, users.device)  # [I, d]
+    def scorer(self):
+        d, weights, bias = self.dmf.out_features, self.head.weight[0], self.head.bias
+        items, item_part = self.dmf.item_vectors(), self.ml.item_part()  # once per evaluation
+
+        def score(users):
             rl = (self.dmf.user_latent(users) * weights[:d]) @ items.T  # [B, I]
-            return rl + self.ml.all_features(users) @ weights[d:] + self.head.bias
+            return rl + self.ml.all_features(users, item_part) @ weights[d:] + bias
+
+        return score
+
+    def score_all(self, users):
+        with torch.no_grad():
+            return self.scorer()(users)
 
     def item_vectors(self):
         return self.dmf.item_vectors()
