@@ -294,23 +294,25 @@ class CFNetML(Recommender):
                          self.head.weight.device)
             return q @ first.weight[:, half:].T + first.bias
 
-    def all_features(self, users, item_part: torch.Tensor | None = None, chunk: int = 64):
-        """Tower outputs for every item of each user, ``[B, n_items, layers[-1]]``.
+    def pair_scores(self, users, item_part: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]``.
 
         The first hidden layer splits into a user part and an item part (``item_part()``,
-        computed once per evaluation by :meth:`scorer`), broadcast per pair.
+        computed once per evaluation by :meth:`scorer`), broadcast per pair; users go
+        through the tower a few at a time so that its ``[users, items, hidden]``
+        activations stay near 64 MB, and only their scores are kept.
         """
         first, rest = self.tower[0], self.tower[1:]
         half = self.user_first.weight.shape[1]
-        item_part = self.item_part() if item_part is None else item_part
+        chunk = max(1, (1 << 24) // (self.n_items * first.out_features))
         with torch.no_grad():
             user_part = self.user_first(self.user_rows, users) @ first.weight[:, :half].T
-            return torch.cat([rest(user_part[i : i + chunk, None, :] + item_part[None])
+            return torch.cat([rest(user_part[i : i + chunk, None, :] + item_part[None]) @ weight
                               for i in range(0, len(users), chunk)])
 
     def scorer(self):
-        item_part, head = self.item_part(), self.head
-        return lambda users: head(self.all_features(users, item_part))[..., 0]
+        item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
+        return lambda users: self.pair_scores(users, item_part, weight) + bias
 
     def score_all(self, users):
         return self.scorer()(users)
@@ -375,7 +377,7 @@ class CFNet(Recommender):
 
         def score(users):
             rl = (self.dmf.user_latent(users) * weights[:d]) @ items.T  # [B, I]
-            return rl + self.ml.all_features(users, item_part) @ weights[d:] + bias
+            return rl + self.ml.pair_scores(users, item_part, weights[d:]) + bias
 
         return score
 
