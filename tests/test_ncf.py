@@ -88,3 +88,17 @@ def test_cli_pretrained_neumf_and_paper_protocol(tmp_path, capsys, data_root, nc
     assert main(["train", "--model", "gmf", *common, "--pretrain", pretrain,
                  "--out", str(tmp_path / "bad")]) == 2
     assert "cannot be pre-trained" in capsys.readouterr().err
+
+
+def test_recipes_keep_enough_steps_on_small_logs():
+    from deepmf.config import RunConfig
+    from deepmf.experiment import MIN_STEPS, recipe
+
+    for model, big in (("gmf", 16384), ("dmf", 65536)):
+        config = RunConfig(model=model, dataset="x")
+        assert recipe(config, "implicit", 994_169)["batch_size"] == big  # ml-1m: as tuned
+        small = recipe(config, "implicit", 46_000)  # AMusic-sized
+        assert 256 <= small["batch_size"] < big
+        assert 46_000 * 5 >= MIN_STEPS * small["batch_size"]
+        assert small["lr"] == recipe(config, "implicit")["lr"]
+    assert recipe(RunConfig(model="gmf", dataset="x"), "implicit", 10)["batch_size"] == 256

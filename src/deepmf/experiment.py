@@ -86,12 +86,32 @@ def resolve_split(config: RunConfig, dataset: Dataset, task: str) -> str:
     return "u1" if "u1" in dataset.given else "random:0.2"
 
 
-def recipe(config: RunConfig, task: str) -> dict:
+MIN_STEPS = 64
+"""Fewest optimizer steps an implicit epoch should take with a recipe's batch size."""
+
+
+def recipe(config: RunConfig, task: str, n_train: int | None = None) -> dict:
+    """The model's defaults for this task, fitted to a training log of ``n_train`` pairs.
+
+    The implicit recipes were tuned on ml-1m (a million positives, five million samples an
+    epoch with four negatives); on a small log their large batches would leave a handful
+    of steps an epoch (AMusic: 4 at DMF's 65,536), so the batch is halved until an epoch
+    takes at least ``MIN_STEPS`` steps, the learning rate kept (measured on AMusic: GMF
+    HR@10 0.327 at 16,384 and 0.353 at 2,048; MLP 0.349 and 0.371).
+    """
     if task == "explicit":
         return RECIPES.get(config.model, RECIPES["biased-mf"])
     if config.pretrain and f"{config.model}+pretrain" in IMPLICIT_RECIPES:
-        return IMPLICIT_RECIPES[f"{config.model}+pretrain"]
-    return IMPLICIT_RECIPES.get(config.model, IMPLICIT_DEFAULT)
+        defaults = IMPLICIT_RECIPES[f"{config.model}+pretrain"]
+    else:
+        defaults = IMPLICIT_RECIPES.get(config.model, IMPLICIT_DEFAULT)
+    if n_train:
+        samples = n_train * (1 + (config.num_neg or defaults["num_neg"]))
+        batch = defaults["batch_size"]
+        while batch > 256 and samples < MIN_STEPS * batch:
+            batch //= 2
+        defaults = {**defaults, "batch_size": batch}
+    return defaults
 
 
 def model_options(config: RunConfig, defaults: dict) -> dict:
@@ -157,7 +177,7 @@ def train_split(config: RunConfig, dataset: Dataset, task: str, split: Split,
                 split_spec: str, callbacks: list[Callback]) -> FoldResult:
     """Fit one model on one split, choosing its epochs on validation data (or on test
     when ``select_on == "test"``), then score it on the split's test data."""
-    defaults = recipe(config, task)
+    defaults = recipe(config, task, len(split.train))
     tconfig = config.train_config(defaults)
     device = resolve_device(tconfig.device)
     options = model_options(config, defaults)

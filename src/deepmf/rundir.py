@@ -45,7 +45,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = ()) -> tuple[Path, 
         raise ConfigError(f"run directory {out} already exists and is not empty")
     results = [train_split(config, dataset, task, s, split_spec, list(callbacks))
                for s in splits]
-    resolved = resolved_config(config, task, split_spec, out)
+    resolved = resolved_config(config, task, split_spec, out, len(splits[0].train))
     metrics = summarize(resolved, task, split_spec, results)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +63,10 @@ def train_run(config: RunConfig, callbacks: list[Callback] = ()) -> tuple[Path, 
     return out, metrics
 
 
-def resolved_config(config: RunConfig, task: str, split: str, out: Path) -> RunConfig:
+def resolved_config(config: RunConfig, task: str, split: str, out: Path,
+                    n_train: int | None = None) -> RunConfig:
     """The config with every default made explicit, so that it reproduces the run."""
-    defaults = recipe(config, task)
+    defaults = recipe(config, task, n_train)
     tconfig = config.train_config(defaults)
     values = {k: v for k, v in model_options(config, defaults).items() if v is not None}
     values.update({k: getattr(tconfig, k) for k in
