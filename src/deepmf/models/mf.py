@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepmf.models.base import Recommender, column, embedding, mlp, row_norms
+from deepmf.models.base import Recommender, column, embedding, mlp, row_norms, split_linear
 
 
 class MF(Recommender):
@@ -122,9 +122,11 @@ class DeepMF(Recommender):
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def forward(self, users, items):
-        x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)  # [B, 2d]
+        p, q = self.user_embedding(users), self.item_embedding(items)  # [B, d] each
+        hidden = (self.tower[1:](split_linear(self.tower[0], p, q)) if len(self.tower)
+                  else torch.cat([p, q], dim=-1))
         biases = column(self.user_bias, users) + column(self.item_bias, items)
-        return self.out(self.tower(x))[:, 0] + biases + self.global_mean
+        return self.out(hidden)[:, 0] + biases + self.global_mean
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items),

@@ -10,7 +10,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender, embedding, mlp, row_norms
+from deepmf.models.base import Recommender, embedding, mlp, row_norms, split_linear
 
 
 class GMF(Recommender):
@@ -94,8 +94,9 @@ class MLP(Recommender):
         self.out_features = layers[-1]
 
     def features(self, users, items):
-        x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
-        return self.tower(x)  # [B, layers[-1]]
+        first = split_linear(self.tower[0], self.user_embedding(users),
+                             self.item_embedding(items))
+        return self.tower[1:](first)  # [B, layers[-1]]
 
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
