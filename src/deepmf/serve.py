@@ -185,8 +185,9 @@ def create_app(run_dir: str | Path | TrainedModel, *, split: str | None = None,
     # first request of a user stalling the ones queued behind it); other questions go
     # through an LRU cache.
     default_k, precomputed = 10, {}
-    for start in range(0, min(cache_size, len(tm.raw_users)), 1024):
-        batch = list(range(start, min(start + 1024, cache_size, len(tm.raw_users))))
+    n_warm = min(cache_size, len(tm.raw_users))
+    for start in range(0, n_warm, 1024):
+        batch = list(range(start, min(start + 1024, n_warm)))
         for index, items in zip(batch, tm.recommend_indices(batch, default_k, True)):
             precomputed[index] = _recommendations_json(index, items, default_k, True)
     if cache_size:

@@ -91,9 +91,9 @@ def row_norms(*rows: torch.Tensor) -> torch.Tensor:
 
 
 def column(table: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
-    """The entries of a one-column table (biases) for ``indices``: ``[B]``."""
-    return table.weight.view(-1)[indices] if indices.is_cuda else \
-        table.weight.view(-1).index_select(0, indices)
+    """The entries of a one-column table (biases) for ``indices``: ``[B]`` (a view, whose
+    backward is free, where ``[:, 0]`` would scatter into a zero tensor)."""
+    return table(indices).view(-1)
 
 
 def split_linear(layer: nn.Linear, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
