@@ -87,7 +87,9 @@ def serve(
     split: Optional[str] = typer.Option(None, help="checkpoint of a multi-split run"),
     data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
     access_log: bool = typer.Option(False, help="log every request"),
-    cache_size: int = typer.Option(4096, min=0, help="recommendation answers kept; 0 off"),
+    cache_size: int = typer.Option(
+        4096, min=0, help="users whose top 10 is computed at start-up, and answers kept in "
+                          "an LRU cache; 0 off"),
 ):
     """Serve a trained run over HTTP: JSON API, docs at /docs and a web page at /."""
     from deepmf.serve import serve as run_server
