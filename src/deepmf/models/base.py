@@ -120,3 +120,34 @@ def mlp(
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Sequential,
+                 weight: torch.Tensor, elements: int = 1 << 19) -> torch.Tensor:
+    """``weight · tower(user_part[u] + item_part[i])`` for every user and item: ``[B, I]``.
+
+    The scoring half of a tower whose first layer was split by side (see
+    :func:`split_linear`): each side's share, ``[B, h]`` and ``[I, h]`` (bias included in
+    one of them), is computed once, and only the per-pair remainder runs over
+    ``B × I`` pairs. It runs a few users at a time so that each ``[users, I, h]`` block
+    (about ``elements`` floats) stays in cache, with linear layers and ReLUs applied in
+    place: the remainder is memory-bound, and each avoided pass over the block counts.
+    Inference only (no gradients); other modules (dropout in eval mode) are called as is.
+    """
+    n_items, width = item_part.shape
+    step = max(1, elements // (n_items * width))
+    scores = user_part.new_empty(len(user_part), n_items)
+    block = user_part.new_empty(min(step, len(user_part)), n_items, width)
+    with torch.no_grad():
+        for start in range(0, len(user_part), step):
+            part = user_part[start : start + step]
+            x = torch.add(part[:, None, :], item_part, out=block[: len(part)]).view(-1, width)
+            for layer in tower:
+                if isinstance(layer, nn.Linear):
+                    x = torch.mm(x, layer.weight.T).add_(layer.bias)
+                elif isinstance(layer, nn.ReLU):
+                    x = x.relu_()
+                else:
+                    x = layer(x)
+            torch.mv(x, weight, out=scores[start : start + len(part)].view(-1))
+    return scores

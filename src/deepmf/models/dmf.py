@@ -18,7 +18,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender, mlp
+from deepmf.models.base import Recommender, mlp, tower_scores
 
 
 def _long(array) -> torch.Tensor:
@@ -298,17 +298,13 @@ class CFNetML(Recommender):
         """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]``.
 
         The first hidden layer splits into a user part and an item part (``item_part()``,
-        computed once per evaluation by :meth:`scorer`), broadcast per pair; users go
-        through the tower a few at a time so that its ``[users, items, hidden]``
-        activations stay near 64 MB, and only their scores are kept.
+        computed once per evaluation by :meth:`scorer`) that meet per pair in
+        :func:`~deepmf.models.base.tower_scores`.
         """
-        first, rest = self.tower[0], self.tower[1:]
-        half = self.user_first.weight.shape[1]
-        chunk = max(1, (1 << 24) // (self.n_items * first.out_features))
+        first, half = self.tower[0], self.user_first.weight.shape[1]
         with torch.no_grad():
             user_part = self.user_first(self.user_rows, users) @ first.weight[:, :half].T
-            return torch.cat([rest(user_part[i : i + chunk, None, :] + item_part[None]) @ weight
-                              for i in range(0, len(users), chunk)])
+        return tower_scores(user_part, item_part, self.tower[1:], weight)
 
     def scorer(self):
         item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias

@@ -10,7 +10,8 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender, embedding, mlp, row_norms, split_linear
+from deepmf.models.base import (Recommender, embedding, mlp, row_norms, split_linear,
+                                tower_scores)
 
 
 class GMF(Recommender):
@@ -46,15 +47,6 @@ class GMF(Recommender):
 
     def item_vectors(self):
         return self.item_embedding.weight
-
-
-def user_chunks(users: torch.Tensor, n_items: int, pairs: int = 1 << 18):
-    """Split a batch of users so that each chunk scores at most ``pairs`` (user, item) pairs.
-
-    Per-pair towers materialise ``[users, items, hidden]`` activations; small chunks keep
-    them in cache instead of streaming gigabytes through memory.
-    """
-    return torch.split(users, max(1, pairs // max(n_items, 1)))
 
 
 def default_layers(dim: int) -> tuple[int, ...]:
@@ -101,22 +93,21 @@ class MLP(Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
-    def all_features(self, users) -> torch.Tensor:
-        """Tower outputs for every item of each user, ``[B, n_items, layers[-1]]``.
+    def tower_scores(self, users, weight) -> torch.Tensor:
+        """``weight · φ(p_u, q_i)`` for every item of each user, ``[B, n_items]``.
 
         The first layer of ``[p_u ; q_i]`` splits into a user part and an item part, each
         computed once, then broadcast: the widest matmul no longer runs per pair.
         """
-        first, rest = self.tower[0], self.tower[1:]
-        half = self.user_embedding.embedding_dim
-        user_part = self.user_embedding(users) @ first.weight[:, :half].T  # [B, h]
-        item_part = self.item_embedding.weight @ first.weight[:, half:].T  # [I, h]
-        hidden = user_part[:, None, :] + item_part[None, :, :] + first.bias  # [B, I, h]
-        return rest(hidden)
+        first, half = self.tower[0], self.user_embedding.embedding_dim
+        with torch.no_grad():
+            user_part = self.user_embedding(users) @ first.weight[:, :half].T  # [B, h]
+            item_part = torch.addmm(first.bias, self.item_embedding.weight,
+                                    first.weight[:, half:].T)  # [I, h]
+        return tower_scores(user_part, item_part, self.tower[1:], weight)
 
     def score_all(self, users):
-        return torch.cat([self.head(self.all_features(chunk))[..., 0]
-                          for chunk in user_chunks(users, self.n_items)])
+        return self.tower_scores(users, self.head.weight[0]) + self.head.bias
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -171,8 +162,7 @@ class NeuMF(Recommender):
         f = self.gmf.out_features
         weights = self.head.weight[0]
         gmf_part = (self.gmf.user_embedding(users) * weights[:f]) @ self.gmf.item_embedding.weight.T
-        mlp_part = torch.cat([self.mlp.all_features(chunk) @ weights[f:]
-                              for chunk in user_chunks(users, self.n_items)])  # [B, I]
+        mlp_part = self.mlp.tower_scores(users, weights[f:])  # [B, I]
         return gmf_part + mlp_part + self.head.bias
 
     def penalty(self, users, items):
