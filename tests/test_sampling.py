@@ -112,3 +112,26 @@ def test_sample_test_negatives_names_full_users():
     known = _log([0, 0, 1], [0, 1, 0], 2, 2)
     with pytest.raises(DataError, match="every item: 0"):
         sample_test_negatives(known, _log([0, 1], [0, 0], 2, 2), n_neg=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(train=train_logs(), n_neg=st.integers(0, 5), batch_size=st.integers(1, 40),
+       seed=st.integers(0, 2**31 - 1))
+def test_an_epoch_holds_each_positive_once_with_its_negatives(train, n_neg, batch_size, seed):
+    from deepmf.tasks import RankingTask
+
+    task = RankingTask(train, None, batch_size=batch_size, device=torch.device("cpu"),
+                       num_neg=n_neg)
+    batches = list(task.batches(torch.Generator().manual_seed(seed)))
+    if not len(train):
+        assert batches == []
+        return
+    users, items, labels = (torch.cat(parts) for parts in zip(*batches))
+    assert all(0 < len(b[0]) <= max(batch_size, 1 + n_neg) for b in batches)
+    positive = labels == 1
+    assert set(labels.tolist()) <= {0.0, 1.0}
+    keys = (users[positive] * train.n_items + items[positive]).sort().values
+    assert keys.tolist() == sorted(train.pair_keys.tolist())  # every positive exactly once
+    assert not task.sampler.is_positive(users[~positive], items[~positive]).any()
+    expected = np.bincount(train.users, minlength=train.n_users) * (1 + n_neg)
+    assert np.bincount(users.numpy(), minlength=train.n_users).tolist() == expected.tolist()

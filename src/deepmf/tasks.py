@@ -91,19 +91,27 @@ class RankingTask:
         self.sampler = NegativeSampler(train).to(device)
 
     def batches(self, generator):
-        # One draw per epoch for all positives: [n, num_neg] negatives on the device.
-        negatives = self.sampler.sample(self.users, self.num_neg, generator)
+        n, k = len(self.users), self.num_neg
+        if n == 0:
+            return
         if self.loss_name == "bpr":
-            for rows in _slices(len(self.users), self.batch_size, generator, self.device):
+            negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
+            for rows in _slices(n, self.batch_size, generator, self.device):
                 yield self.users[rows], self.items[rows], negatives[rows]
             return
-        n = len(self.users)
-        users = torch.cat([self.users, self.users.repeat_interleave(self.num_neg)])
-        items = torch.cat([self.items, negatives.reshape(-1)])
-        labels = torch.cat([torch.ones(n, device=self.device),
-                            torch.zeros(n * self.num_neg, device=self.device)])
-        for rows in _slices(len(users), self.batch_size, generator, self.device):
-            yield users[rows], items[rows], labels[rows]
+        # A batch is a random slice of the positives, each followed by its k negatives. The
+        # negatives are drawn for the positives in log order (user-sorted, so the sampler's
+        # membership searches stay in cache), and only the n positives are shuffled: a
+        # shuffle of all (1 + k) n samples spent most of its time on random reads of
+        # 40 MB arrays (a fifth of an ml-1m NeuMF epoch).
+        negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
+        items = torch.cat([self.items[:, None], negatives], dim=1)  # [n, 1 + k]
+        step = max(1, self.batch_size // (1 + k))  # positives per batch
+        labels = torch.zeros(step, 1 + k, device=self.device)
+        labels[:, 0] = 1
+        for rows in _slices(n, step, generator, self.device):
+            yield (self.users[rows].repeat_interleave(1 + k), items[rows].view(-1),
+                   labels[: len(rows)].view(-1))
 
     def loss(self, model, batch):
         users, items, target = batch
