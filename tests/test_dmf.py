@@ -35,11 +35,12 @@ def perturbed(model):
     return model.eval()
 
 
-def test_sparse_first_layer_equals_dense_linear(log):
+@pytest.mark.parametrize("n_out", [6, 150])  # one column panel; three, the last ragged
+def test_sparse_first_layer_equals_dense_linear(log, n_out):
     torch.manual_seed(0)
     rows = InteractionRows(log.csr)
-    layer = SparseLinear(log.n_items, 6, mean_nnz=log.csr.nnz / log.n_users)
-    dense = torch.nn.Linear(log.n_items, 6)
+    layer = SparseLinear(log.n_items, n_out, mean_nnz=log.csr.nnz / log.n_users)
+    dense = torch.nn.Linear(log.n_items, n_out)
     with torch.no_grad():
         layer.bias.normal_()
         dense.weight.copy_(layer.effective_weight().T)
