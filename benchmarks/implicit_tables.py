@@ -2,6 +2,7 @@
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python benchmarks/implicit_tables.py \
         [--datasets ml-1m,AMusic] [--models itempop,gmf,mlp,neumf,mf] [--select valid,test]
+        [--keep DIR]
 
 For each dataset, model and selection mode (``valid``: epochs chosen on one held-out
 training interaction per user, honest; ``test``: the papers' protocol, best epoch on test)
@@ -70,17 +71,20 @@ def main() -> None:
     parser.add_argument("--select", default="valid,test")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe")
     parser.add_argument("--dim", type=int, default=None, help="predictive factors for all")
+    parser.add_argument("--keep", default=None,
+                        help="folder to keep the run directories in (default: a temporary one)")
     args = parser.parse_args()
     root = data_dir()
     extra = {k: v for k, v in (("epochs", args.epochs), ("dim", args.dim)) if v}
     table: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep or tmp)
         for dataset in args.datasets.split(","):
             runs: dict = {}
             table[dataset] = {"published": PUBLISHED.get(dataset, {}), "deepmf": {}}
             for model in args.models.split(","):
                 for select in args.select.split(","):
-                    result = run_one(model, dataset, select, runs, root, Path(tmp), extra)
+                    result = run_one(model, dataset, select, runs, root, out, extra)
                     table[dataset]["deepmf"].setdefault(model, {})[select] = result
                     print(f"# {dataset} {model} select={select}: {result}", flush=True)
     emit({"benchmark": "implicit_tables", "protocol": "HR@10/NDCG@10, 99 sampled negatives",
