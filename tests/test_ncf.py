@@ -102,3 +102,14 @@ def test_recipes_keep_enough_steps_on_small_logs():
         assert 46_000 * 5 >= MIN_STEPS * small["batch_size"]
         assert small["lr"] == recipe(config, "implicit")["lr"]
     assert recipe(RunConfig(model="gmf", dataset="x"), "implicit", 10)["batch_size"] == 256
+
+
+@pytest.mark.parametrize("model", ["neumf", "cfnet"])
+def test_fine_tuning_from_trained_parts_takes_a_smaller_step(model):
+    from deepmf.config import RunConfig
+    from deepmf.experiment import recipe
+
+    scratch = recipe(RunConfig(model=model, dataset="x"), "implicit", 994_169)
+    tuned = recipe(RunConfig(model=model, dataset="x", pretrain="a,b"), "implicit", 994_169)
+    assert tuned["lr"] <= scratch["lr"] / 5
+    assert tuned["epochs"] <= scratch["epochs"]
