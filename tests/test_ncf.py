@@ -105,11 +105,12 @@ def test_recipes_keep_enough_steps_on_small_logs():
 
 
 @pytest.mark.parametrize("model", ["neumf", "cfnet"])
-def test_fine_tuning_from_trained_parts_takes_a_smaller_step(model):
+def test_fine_tuning_from_trained_parts_takes_a_gentle_step(model):
     from deepmf.config import RunConfig
     from deepmf.experiment import recipe
 
     scratch = recipe(RunConfig(model=model, dataset="x"), "implicit", 994_169)
     tuned = recipe(RunConfig(model=model, dataset="x", pretrain="a,b"), "implicit", 994_169)
-    assert tuned["lr"] <= scratch["lr"] / 5
+    # Adam moves each weight by about lr a step: fine-tuning needs a much smaller one, or SGD
+    assert tuned.get("optimizer") == "sgd" or tuned["lr"] <= scratch["lr"] / 5
     assert tuned["epochs"] <= scratch["epochs"]
