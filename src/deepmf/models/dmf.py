@@ -72,9 +72,13 @@ def _bag_sum(indices, table, offsets, include_last_offset=False) -> torch.Tensor
     slice of the table fits in cache, so summing slice by slice reads memory once per
     slice. Measured on ml-1m's item rows: 0.14 s against 0.32 s for one pass.
     """
-    return torch.cat([F.embedding_bag(indices, panel.contiguous(), offsets, mode="sum",
-                                      include_last_offset=include_last_offset)
-                      for panel in table.split(PANEL, dim=1)], dim=1)
+    bags = len(offsets) - 1 if include_last_offset else len(offsets)
+    out = table.new_empty(bags, table.shape[1])  # filled panel by panel: one temporary
+    for start in range(0, table.shape[1], PANEL):
+        columns = slice(start, start + PANEL)
+        out[:, columns] = F.embedding_bag(indices, table[:, columns].contiguous(), offsets,
+                                          mode="sum", include_last_offset=include_last_offset)
+    return out
 
 
 class _RowSum(torch.autograd.Function):
