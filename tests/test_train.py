@@ -72,6 +72,21 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
         assert torch.equal(value, snapshots[best][1][key])
 
 
+def test_lr_decay_halves_the_rate_after_each_epoch_without_improvement():
+    log = ratings_log(n=600)
+    train, valid = log.take(slice(0, 500)), log.take(slice(500, None))
+    config = TrainConfig(epochs=40, batch_size=64, lr=0.05, patience=0, lr_decay=0.5)
+    _, history = train_once(config, train, valid)
+    best, lr = float("inf"), 0.05
+    for record in history:
+        if record["valid_rmse"] < best:
+            best = record["valid_rmse"]
+        else:
+            lr /= 2
+        assert record["lr"] == pytest.approx(lr)
+    assert history[-1]["lr"] < 0.05 / 4  # it overfits, so it did decay
+
+
 def test_nan_loss_raises_a_clear_error():
     log = ratings_log(n=300)
     with pytest.raises(TrainingDiverged, match="try a lower --lr"):
@@ -79,7 +94,8 @@ def test_nan_loss_raises_a_clear_error():
 
 
 @pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(epochs=0), dict(lr=0.0),
-                                 dict(num_neg=0)])
+                                 dict(num_neg=0), dict(lr_decay=0.0),
+                                 dict(lr_decay=1.5)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)

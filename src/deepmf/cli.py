@@ -49,6 +49,8 @@ def train(
     weight_decay: Optional[float] = typer.Option(None, min=0.0),
     optimizer: Optional[str] = typer.Option(None, help="adam, adamw, sgd, adagrad"),
     patience: Optional[int] = typer.Option(None, min=0, help="early-stopping patience; 0 off"),
+    lr_decay: Optional[float] = typer.Option(None, help="lr factor after an epoch without "
+                                                        "improvement; 1 off"),
     loss: Optional[str] = typer.Option(None, help="mse, bce, bpr"),
     seed: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps"),

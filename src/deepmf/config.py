@@ -43,6 +43,7 @@ class RunConfig:
     reg: float | None = None
     num_neg: int | None = None
     patience: int | None = None
+    lr_decay: float | None = None
     seed: int = 0
     device: str = "auto"
     loss: str | None = None

@@ -71,7 +71,7 @@ def resolved_config(config: RunConfig, task: str, split: str, out: Path,
     values = {k: v for k, v in model_options(config, defaults).items() if v is not None}
     values.update({k: getattr(tconfig, k) for k in
                    ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "reg",
-                    "num_neg", "patience")})
+                    "num_neg", "patience", "lr_decay")})
     values.update(task=task, split=split, out=str(out))
     if task == "explicit":
         values.update(refit=config.refit is not False and config.select_on == "valid",

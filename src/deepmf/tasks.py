@@ -94,8 +94,8 @@ class RankingTask:
         n, k = len(self.users), self.num_neg
         if n == 0:
             return
+        negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
         if self.loss_name == "bpr":
-            negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
             for rows in _slices(n, self.batch_size, generator, self.device):
                 yield self.users[rows], self.items[rows], negatives[rows]
             return
@@ -106,7 +106,6 @@ class RankingTask:
         # positives in log order (user-sorted: the sampler's searches stay in cache), and
         # only positions 0..n-1 are shuffled: the full shuffle spent most of its time on
         # random reads of 40 MB arrays, a fifth of an ml-1m NeuMF epoch.
-        negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
         step = max(1, self.batch_size // (1 + k))  # positives per batch
         labels = torch.cat([torch.ones(step, device=self.device),
                             torch.zeros(step * k, device=self.device)])

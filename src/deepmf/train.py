@@ -36,6 +36,9 @@ class TrainConfig:
     """Negatives sampled per positive (implicit task)."""
     patience: int = 5
     """Epochs without improvement on the validation data before stopping; 0 = never stop."""
+    lr_decay: float = 1.0
+    """Multiply the learning rate by this after each epoch that does not improve the
+    validation metric (PyTorch's ``ReduceLROnPlateau`` with patience 0); 1 = constant."""
     seed: int = 0
     """Seed of every random generator used in training."""
     device: str = "auto"
@@ -53,6 +56,8 @@ class TrainConfig:
             raise ConfigError("--lr must be positive")
         if self.num_neg < 1:
             raise ConfigError("--num-neg must be at least 1")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError("--lr-decay must lie in (0, 1]")
 
 
 OPTIMIZERS = {
@@ -125,15 +130,20 @@ def fit(
 ) -> list[dict]:
     """Train ``model`` on ``task``; return one record per epoch.
 
-    After each epoch the task validates the model; when the monitored metric has not
-    improved for ``config.patience`` epochs training stops, and the model ends with the
-    parameters of its best epoch. Without validation data it trains all epochs.
+    After each epoch the task validates the model; an epoch that does not improve the
+    monitored metric multiplies the learning rate by ``config.lr_decay``, and when the
+    metric has not improved for ``config.patience`` epochs training stops. The model ends
+    with the parameters of its best epoch. Without validation data it trains all epochs.
     """
     callbacks = list(callbacks)
     if not any(p.requires_grad for p in model.parameters()):
         return []  # nothing to learn (e.g. popularity)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max" if task.higher_is_better else "min", factor=config.lr_decay,
+        patience=0, threshold=0.0,
+    ) if config.lr_decay < 1 else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     history: list[dict] = []
     best_value, best_state, best_epoch = None, None, 0
@@ -163,6 +173,9 @@ def fit(
         history.append(record)
 
         value = record.get(task.monitor)
+        if value is not None and plateau is not None:
+            plateau.step(value)
+            record["lr"] = optimizer.param_groups[0]["lr"]
         if value is not None:
             improved = best_value is None or (
                 value > best_value if task.higher_is_better else value < best_value

@@ -303,23 +303,28 @@ class CFNetML(Recommender):
         # The tower's first layer over [p ; q] is W_u p + W_i q + b: each side's share is
         # computed once per distinct id, so only the add and the later layers run per
         # sample (the per-sample 512 -> 256 matmul was two thirds of a step's work).
-        first, half = self.tower[0], self.user_first.weight.shape[1]
-        p = _distinct(users, lambda u: F.linear(self.user_first(self.user_rows, u),
-                                                first.weight[:, :half]))
-        q = _distinct(items, lambda i: F.linear(self.item_first(self.item_rows, i),
-                                                first.weight[:, half:], first.bias))
+        p = _distinct(users, self._user_share)
+        q = _distinct(items, self._item_share)
         return self.tower[1:](p + q)  # [B, layers[-1]]
+
+    def _user_share(self, users: torch.Tensor) -> torch.Tensor:
+        """``W_u p_u`` for each of ``users``: the user side's part of the first hidden layer."""
+        w_u = self.tower[0].weight[:, : self.user_first.weight.shape[1]]
+        return F.linear(self.user_first(self.user_rows, users), w_u)
+
+    def _item_share(self, items: torch.Tensor) -> torch.Tensor:
+        """``W_i q_i + b`` for each of ``items``: the item side's part, bias included."""
+        first = self.tower[0]
+        w_i = first.weight[:, self.user_first.weight.shape[1]:]
+        return F.linear(self.item_first(self.item_rows, items), w_i, first.bias)
 
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
     def item_part(self) -> torch.Tensor:
         """Every item's share of the first hidden layer, bias included: ``[I, h]``."""
-        first, half = self.tower[0], self.user_first.weight.shape[1]
         with torch.no_grad():
-            q = _chunked(lambda i: self.item_first(self.item_rows, i), self.n_items,
-                         self.head.weight.device)
-            return q @ first.weight[:, half:].T + first.bias
+            return _chunked(self._item_share, self.n_items, self.head.weight.device)
 
     def pair_scores(self, users, item_part: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]``.
@@ -328,9 +333,8 @@ class CFNetML(Recommender):
         computed once per evaluation by :meth:`scorer`) that meet per pair in
         :func:`~deepmf.models.base.tower_scores`.
         """
-        first, half = self.tower[0], self.user_first.weight.shape[1]
         with torch.no_grad():
-            user_part = self.user_first(self.user_rows, users) @ first.weight[:, :half].T
+            user_part = self._user_share(users)
         return tower_scores(user_part, item_part, self.tower[1:], weight)
 
     def scorer(self):
