@@ -1,7 +1,7 @@
 """Implicit models on the NCF/DeepCF leave-one-out files, next to the published numbers.
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python benchmarks/implicit_tables.py \
-        [--datasets ml-1m,AMusic] [--models itempop,gmf,mlp,neumf,mf] [--select valid,test]
+        [--datasets ml-1m,AMusic] [--models itempop,gmf,mlp,neumf,biased-mf] [--select valid,test]
         [--keep DIR]
 
 For each dataset, model and selection mode (``valid``: epochs chosen on one held-out
@@ -67,7 +67,8 @@ def run_one(model: str, dataset: str, select: str, runs: dict, root: Path, tmp: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ml-1m,AMusic")
-    parser.add_argument("--models", default="itempop,gmf,mlp,neumf,mf,dmf,cfnet-ml,cfnet")
+    parser.add_argument("--models",
+                        default="itempop,gmf,mlp,neumf,biased-mf,dmf,cfnet-ml,cfnet")
     parser.add_argument("--select", default="valid,test")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe")
     parser.add_argument("--dim", type=int, default=None, help="predictive factors for all")

@@ -114,3 +114,16 @@ def test_fine_tuning_from_trained_parts_takes_a_gentle_step(model):
     # Adam moves each weight by about lr a step: fine-tuning needs a much smaller one, or SGD
     assert tuned.get("optimizer") == "sgd" or tuned["lr"] <= scratch["lr"] / 5
     assert tuned["epochs"] <= scratch["epochs"]
+
+
+def test_biased_mf_ranks_better_than_popularity(tmp_path, data_root):
+    """The tuned dot product (biases, L2, 8 negatives, lr decay) on AMusic, four epochs at a
+    higher lr than the recipe's (0.3176 measured; itempop 0.2387)."""
+    out = tmp_path / "bmf"
+    assert main(["train", "--model", "biased-mf", "--task", "implicit",
+                 "--dataset", "ncf:deepcf/AMusic", "--data-dir", str(data_root),
+                 "--epochs", "4", "--lr", "0.01", "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = (out / "config.toml").read_text()
+    assert "num_neg = 8" in config and "lr_decay = 0.5" in config
+    assert metrics["test"]["hr@10"] > 0.2387 + 0.04
