@@ -127,3 +127,21 @@ def test_biased_mf_ranks_better_than_popularity(tmp_path, data_root):
     config = (out / "config.toml").read_text()
     assert "num_neg = 8" in config and "lr_decay = 0.5" in config
     assert metrics["test"]["hr@10"] > 0.2387 + 0.04
+
+
+@pytest.mark.parametrize("batch", [5, 40])  # fewer ids than rows, then more
+def test_linear_rows_equals_a_linear_layer_over_looked_up_rows(batch):
+    from deepmf.models.base import embedding, linear_rows
+
+    torch.manual_seed(0)
+    table, layer = embedding(12, 6, 0.5), torch.nn.Linear(6, 4)
+    ids = torch.randint(0, 12, (batch,))
+    got = linear_rows(table, ids, layer.weight, layer.bias)
+    want = layer(table.weight[ids])
+    torch.testing.assert_close(got, want)
+    (got.square().sum()).backward()
+    grads = table.weight.grad.clone(), layer.weight.grad.clone()
+    table.weight.grad, layer.weight.grad = None, None
+    (want.square().sum()).backward()
+    torch.testing.assert_close(grads[0], table.weight.grad)
+    torch.testing.assert_close(grads[1], layer.weight.grad)

@@ -74,6 +74,22 @@ class Table(nn.Embedding):
         return super().forward(indices)
 
 
+def linear_rows(table: nn.Embedding, ids: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(table(ids), weight, bias)``: ``[B, h]``.
+
+    When the batch holds more ids than the table has rows (ml-1m: 16,384 samples, 6,040
+    users), every row is transformed once and the results gathered: fewer multiply-adds,
+    and the backward's scatter adds ``h``-wide rows into ``[rows, h]``. The values are the
+    same; an ml-1m NeuMF step is about a quarter faster.
+    """
+    if len(ids) <= table.num_embeddings or ids.dim() != 1:
+        return F.linear(table(ids), weight, bias)
+    rows = F.linear(table.weight, weight, bias)  # [rows, h]
+    # index_select's backward is an index_add; CUDA keeps embedding's deterministic one
+    return F.embedding(ids, rows) if ids.is_cuda else rows.index_select(0, ids)
+
+
 def embedding(n: int, dim: int, std: float) -> nn.Embedding:
     """An embedding table initialised from N(0, std^2) (zeros for ``std=0``: biases)."""
     table = Table(n, dim)

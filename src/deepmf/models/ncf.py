@@ -10,7 +10,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import (Recommender, embedding, mlp, row_norms, split_linear,
+from deepmf.models.base import (Recommender, embedding, linear_rows, mlp, row_norms,
                                 tower_scores)
 
 
@@ -86,9 +86,11 @@ class MLP(Recommender):
         self.out_features = layers[-1]
 
     def features(self, users, items):
-        first = split_linear(self.tower[0], self.user_embedding(users),
-                             self.item_embedding(items))
-        return self.tower[1:](first)  # [B, layers[-1]]
+        # the first layer over [p_u ; q_i] is W_u p_u + W_i q_i + b, each side on its own
+        first, half = self.tower[0], self.user_embedding.embedding_dim
+        hidden = (linear_rows(self.user_embedding, users, first.weight[:, :half])
+                  + linear_rows(self.item_embedding, items, first.weight[:, half:], first.bias))
+        return self.tower[1:](hidden)  # [B, layers[-1]]
 
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
