@@ -6,6 +6,7 @@ All output logits; ``σ(logit)`` is the predicted probability of an interaction.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepmf.data import Interactions
@@ -85,11 +86,15 @@ class MLP(Recommender):
         self.head = nn.Linear(layers[-1], 1)
         self.out_features = layers[-1]
 
-    def features(self, users, items):
-        # the first layer over [p_u ; q_i] is W_u p_u + W_i q_i + b, each side on its own
+    def _first_layer_sides(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``W_u, W_i, b``: the first layer over ``[p_u ; q_i]`` is ``W_u p_u + W_i q_i + b``."""
         first, half = self.tower[0], self.user_embedding.embedding_dim
-        hidden = (linear_rows(self.user_embedding, users, first.weight[:, :half])
-                  + linear_rows(self.item_embedding, items, first.weight[:, half:], first.bias))
+        return first.weight[:, :half], first.weight[:, half:], first.bias
+
+    def features(self, users, items):
+        w_u, w_i, b = self._first_layer_sides()
+        hidden = (linear_rows(self.user_embedding, users, w_u)
+                  + linear_rows(self.item_embedding, items, w_i, b))
         return self.tower[1:](hidden)  # [B, layers[-1]]
 
     def forward(self, users, items):
@@ -101,11 +106,10 @@ class MLP(Recommender):
         The first layer of ``[p_u ; q_i]`` splits into a user part and an item part, each
         computed once, then broadcast: the widest matmul no longer runs per pair.
         """
-        first, half = self.tower[0], self.user_embedding.embedding_dim
+        w_u, w_i, b = self._first_layer_sides()
         with torch.no_grad():
-            user_part = self.user_embedding(users) @ first.weight[:, :half].T  # [B, h]
-            item_part = torch.addmm(first.bias, self.item_embedding.weight,
-                                    first.weight[:, half:].T)  # [I, h]
+            user_part = F.linear(self.user_embedding(users), w_u)  # [B, h]
+            item_part = F.linear(self.item_embedding.weight, w_i, b)  # [I, h]
         return tower_scores(user_part, item_part, self.tower[1:], weight)
 
     def score_all(self, users):
