@@ -11,8 +11,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import (Recommender, embedding, linear_rows, mlp, row_norms,
-                                tower_scores)
+from deepmf.models.base import Recommender, embedding, linear_rows, mlp, row_norms, tower_scores
 
 
 class GMF(Recommender):
