@@ -84,6 +84,9 @@ def test_cli_pretrained_neumf_and_paper_protocol(tmp_path, capsys, data_root, nc
                  "--out", str(tmp_path / "neumf")]) == 0
     neumf = json.loads((tmp_path / "neumf" / "metrics.json").read_text())
     assert neumf["test"]["hr@10"] > 0.15
+    history = (tmp_path / "neumf" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in history[1:]] == ["0", "1", "2"]  # 0: the start
+    assert len(neumf["epoch_seconds"]) == 2
     capsys.readouterr()
     assert main(["train", "--model", "gmf", *common, "--pretrain", pretrain,
                  "--out", str(tmp_path / "bad")]) == 2

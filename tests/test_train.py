@@ -87,6 +87,25 @@ def test_lr_decay_halves_the_rate_after_each_epoch_without_improvement():
     assert history[-1]["lr"] < 0.05 / 4  # it overfits, so it did decay
 
 
+def test_validate_start_keeps_a_trained_start_that_training_only_worsens():
+    log = ratings_log(n=600)
+    train, valid = log.take(slice(0, 500)), log.take(slice(500, None))
+    model, _ = train_once(TrainConfig(epochs=60, batch_size=64, lr=0.02, patience=3),
+                          train, valid)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    task = RatingTask(train, valid, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
+    # A far too high rate: every epoch of "fine-tuning" scatters the trained factors.
+    history = fit(model, task, TrainConfig(epochs=3, batch_size=64, lr=1.0, patience=0),
+                  validate_start=True)
+    assert [r["epoch"] for r in history] == [0, 1, 2, 3]
+    assert "loss" not in history[0] and "seconds" not in history[0]
+    assert min(history, key=lambda r: r["valid_rmse"])["epoch"] == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, start[key])
+    _, plain = train_once(TrainConfig(epochs=2, batch_size=64, lr=0.02), train, valid)
+    assert [r["epoch"] for r in plain] == [1, 2]
+
+
 def test_nan_loss_raises_a_clear_error():
     log = ratings_log(n=300)
     with pytest.raises(TrainingDiverged, match="try a lower --lr"):

@@ -243,7 +243,9 @@ def train_split(config: RunConfig, dataset: Dataset, task: str, split: Split,
             num_neg=tconfig.num_neg, loss=config.loss or "bce", reg=tconfig.reg,
             valid_negatives=valid_negatives, k=config.k, prefix=prefix,
         )
-        history = fit(model, ranking_task, tconfig, callbacks)
+        # A model built from trained parts is a candidate before fine-tuning, too.
+        history = fit(model, ranking_task, tconfig, callbacks,
+                      validate_start=bool(config.pretrain))
         chosen = best_epoch(history, ranking_task.monitor, True)
 
     seen = fit_data if extra_seen is None else fit_data.concat(extra_seen)

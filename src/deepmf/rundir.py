@@ -87,7 +87,8 @@ def summarize(config: RunConfig, task: str, split: str, results: list[FoldResult
         "selection": "test (paper protocol)" if config.select_on == "test" else "validation",
         "best_epoch": results[0].best_epoch if len(results) == 1 else
         int(round(np.mean([r.best_epoch for r in results]))),
-        "epoch_seconds": [round(r["seconds"], 4) for res in results for r in res.history],
+        "epoch_seconds": [round(r["seconds"], 4) for res in results for r in res.history
+                          if "seconds" in r],
         "test": results[0].test,
     }
     if len(results) > 1:
@@ -130,7 +131,8 @@ def write_history(path: Path, results: list[FoldResult]) -> None:
             for r in results for record in r.history]
     for row in rows:
         row.setdefault("phase", "select")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    leading = ("split", "phase", "epoch", "loss", "seconds")  # epoch 0 has no loss
+    columns = list(dict.fromkeys([*leading, *(k for row in rows for k in row)]))
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()

@@ -127,6 +127,8 @@ def fit(
     task: Task,
     config: TrainConfig,
     callbacks: Iterable[Callback] = (),
+    *,
+    validate_start: bool = False,
 ) -> list[dict]:
     """Train ``model`` on ``task``; return one record per epoch.
 
@@ -134,6 +136,10 @@ def fit(
     monitored metric multiplies the learning rate by ``config.lr_decay``, and when the
     metric has not improved for ``config.patience`` epochs training stops. The model ends
     with the parameters of its best epoch. Without validation data it trains all epochs.
+
+    ``validate_start`` also validates the model before any training, as epoch 0 (a record
+    without loss), so a model that starts from trained parts is kept as it is when
+    training only makes it worse; NCF's reference code selects among the same epochs.
     """
     callbacks = list(callbacks)
     if not any(p.requires_grad for p in model.parameters()):
@@ -147,6 +153,15 @@ def fit(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     history: list[dict] = []
     best_value, best_state, best_epoch = None, None, 0
+    if validate_start:
+        model.eval()
+        record = {"epoch": 0, **task.validate(model)}
+        if task.monitor in record:
+            history.append(record)
+            best_value, best_state = record[task.monitor], copy.deepcopy(model.state_dict())
+            if plateau is not None:
+                plateau.step(best_value)
+                record["lr"] = optimizer.param_groups[0]["lr"]
     for callback in callbacks:
         callback.on_train_begin(model, config)
 
