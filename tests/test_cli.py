@@ -102,6 +102,24 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, data_
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("line", "message"), [
+    ('epochs = "3"', "--epochs must be a whole number, not '3'"),
+    ('dropout = "x"', "--dropout must be a number"),
+    ("dropout = 1.5", "--dropout must be at least 0 and below 1"),
+    ('layers = [64, "a"]', "--layers must be positive whole numbers"),
+    ("dim = 0", "--dim must be at least 1"),
+    ("refit = 1", "--refit must be true or false"),
+])
+def test_config_file_of_the_wrong_kind_is_one_line_and_exit_2(line, message, tmp_path,
+                                                              capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(f'model = "mlp"\n{line}\n')
+    code, _, err = run_cli(["train", "--config", config, "--out", tmp_path / "run"], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_malformed_file_names_file_and_line_and_writes_nothing(tmp_path, capsys):
     log = tmp_path / "log.csv"
     log.write_text("user,item,rating\n1,10,4\n2,11,five\n")

@@ -66,6 +66,14 @@ class RunConfig:
     time_col: str | None = None
 
     def __post_init__(self):
+        for field in fields(self):
+            _check_kind(field.name, field.type, getattr(self, field.name))
+        for name, low, high in BOUNDS:
+            value = getattr(self, name)
+            if value is not None and not (low <= value and (high is None or value < high)):
+                upper = f" and below {high}" if high is not None else ""
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}{upper}, "
+                                  f"not {value}")
         if self.select_on not in ("valid", "test"):
             raise ConfigError("--select-on must be valid or test")
         if self.task not in (None, "explicit", "implicit"):
@@ -75,8 +83,13 @@ class RunConfig:
         if self.k < 1:
             raise ConfigError("--k must be at least 1")
         for name in LAYER_FIELDS:
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(int(x) for x in getattr(self, name)))
+            sizes = getattr(self, name)
+            if sizes is not None:
+                if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1
+                           for x in sizes):
+                    raise ConfigError(f"--{name.replace('_', '-')} must be positive whole "
+                                      f"numbers, not {list(sizes)}")
+                object.__setattr__(self, name, tuple(sizes))
 
     def train_config(self, defaults: dict) -> TrainConfig:
         """The trainer's settings: set values here, else the model's defaults, else global."""
@@ -95,6 +108,29 @@ class RunConfig:
 
     def merged(self, **overrides) -> "RunConfig":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
+          ("patience", 0, None))
+"""Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
+
+_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+          "tuple[int, ...]": (tuple, list)}
+
+
+def _check_kind(name: str, annotation: str, value) -> None:
+    """One line, not a traceback deep in training, for a value of the wrong kind (as a
+    config file can give: ``epochs = "3"``)."""
+    if value is None:
+        return
+    kind = annotation.removesuffix(" | None")
+    allowed = _KINDS.get(kind)
+    if allowed is None:
+        return
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                  "str": "text", "tuple[int, ...]": "a list of whole numbers"}[kind]
+        raise ConfigError(f"--{name.replace('_', '-')} must be {wanted}, not {value!r}")
 
 
 def _toml_value(value) -> str:
