@@ -2,7 +2,7 @@
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python benchmarks/implicit_tables.py \
         [--datasets ml-1m,AMusic] [--models itempop,gmf,mlp,neumf,biased-mf] [--select valid,test]
-        [--keep DIR]
+        [--dim F] [--epochs N] [--set MODEL.FIELD=VALUE ...] [--keep DIR]
 
 For each dataset, model and selection mode (``valid``: epochs chosen on one held-out
 training interaction per user, honest; ``test``: the papers' protocol, best epoch on test)
@@ -10,11 +10,18 @@ it trains with the model's recipe and prints HR@10 / NDCG@10 (99 sampled negativ
 full-ranking metrics, seconds per epoch and peak memory as JSON. ``neumf`` and ``cfnet``
 are pre-trained from the ``gmf``+``mlp`` and ``dmf``+``cfnet-ml`` runs of the same mode
 when those are in the model list (``neumf-scratch``/``cfnet-scratch`` train from scratch).
+``--set`` overrides one model's setting (any ``RunConfig`` field, e.g. ``mlp.dropout=0.1``);
+the NeuMF row of the README at 32 factors comes from
+
+    --datasets ml-1m --models gmf,mlp,neumf --dim 32 --set gmf.reg=0.003 \
+    --set mlp.reg=0.001 --set mlp.dropout=0.1 --set gmf.lr_decay=0.5 --set mlp.lr_decay=0.5 \
+    --set gmf.patience=4 --set mlp.patience=4 --set gmf.epochs=40 --set mlp.epochs=40
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import tempfile
 import time
@@ -39,7 +46,7 @@ PRETRAIN = {"neumf": ("gmf", "mlp"), "cfnet": ("dmf", "cfnet-ml")}
 
 
 def run_one(model: str, dataset: str, select: str, runs: dict, root: Path, tmp: Path,
-            extra: dict) -> dict:
+            extra: dict, own: dict) -> dict:
     name = model.removesuffix("-scratch")
     pretrain = None
     parts = PRETRAIN.get(model)
@@ -49,7 +56,7 @@ def run_one(model: str, dataset: str, select: str, runs: dict, root: Path, tmp: 
     start = time.perf_counter()
     _, metrics = train_run(RunConfig(model=name, dataset=f"ncf:deepcf/{dataset}",
                                      data_dir=str(root), out=str(out), select_on=select,
-                                     pretrain=pretrain, **extra))
+                                     pretrain=pretrain, **extra, **own))
     runs[(model, select)] = out
     test = metrics["test"]
     return {
@@ -60,8 +67,25 @@ def run_one(model: str, dataset: str, select: str, runs: dict, root: Path, tmp: 
         "seconds_per_epoch": round(float(np.mean(metrics["epoch_seconds"] or [0])), 2),
         "total_seconds": round(time.perf_counter() - start, 1),
         "pretrained_from": parts if pretrain else None,
+        "settings": own or None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """``MODEL.FIELD=VALUE`` → (model, field, value as int, float or text)."""
+    target, _, raw = text.partition("=")
+    model, _, field = target.partition(".")
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    if not raw or not model or field not in fields:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL.FIELD=VALUE with FIELD "
+                                         "a RunConfig field, e.g. mlp.dropout=0.1")
+    for kind in (int, float):
+        try:
+            return model, field, kind(raw)
+        except ValueError:
+            pass
+    return model, field, raw
 
 
 def main() -> None:
@@ -72,6 +96,8 @@ def main() -> None:
     parser.add_argument("--select", default="valid,test")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe")
     parser.add_argument("--dim", type=int, default=None, help="predictive factors for all")
+    parser.add_argument("--set", type=parse_override, action="append", default=[],
+                        metavar="MODEL.FIELD=VALUE", help="one model's setting; repeatable")
     parser.add_argument("--keep", default=None,
                         help="folder to keep the run directories in (default: a temporary one)")
     args = parser.parse_args()
@@ -85,7 +111,8 @@ def main() -> None:
             table[dataset] = {"published": PUBLISHED.get(dataset, {}), "deepmf": {}}
             for model in args.models.split(","):
                 for select in args.select.split(","):
-                    result = run_one(model, dataset, select, runs, root, out, extra)
+                    own = {f: v for m, f, v in args.set if m == model}
+                    result = run_one(model, dataset, select, runs, root, out, extra, own)
                     table[dataset]["deepmf"].setdefault(model, {})[select] = result
                     print(f"# {dataset} {model} select={select}: {result}", flush=True)
     emit({"benchmark": "implicit_tables", "protocol": "HR@10/NDCG@10, 99 sampled negatives",
