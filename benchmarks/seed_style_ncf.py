@@ -4,8 +4,9 @@ The seed way: each epoch draws 4 negatives per positive in a Python loop against
 training pairs, wraps the samples in a ``Dataset`` returning one (user, item, label) per
 ``__getitem__``, and steps Adam (lr 0.001) on each batch of 256 from a shuffling
 ``DataLoader``. deepmf: negatives drawn as one tensor per epoch, each batch a random slice
-of the positives with their negatives, with its NeuMF recipe. Both start from the same initial weights and are scored after the
-same number of epochs with the sampled protocol (the files' 99 negatives).
+of the positives with their negatives, with its NeuMF recipe. Both start from the same
+initial weights and are scored after the same number of epochs with the sampled protocol
+(the files' 99 negatives).
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python benchmarks/seed_style_ncf.py [epochs]
 """
