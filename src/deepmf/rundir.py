@@ -144,6 +144,7 @@ def plot_curves(path: Path, results: list[FoldResult], task: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for result in results:
@@ -153,6 +154,7 @@ def plot_curves(path: Path, results: list[FoldResult], task: str) -> None:
         for key, style in curve_keys(task, select):
             ax.plot(epochs, [r.get(key, np.nan) for r in select], style, label=key + tag)
         ax.axvline(result.best_epoch, color="grey", lw=0.6, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("RMSE" if task == "explicit" else "metric")
     ax.set_title("training curves" + (" (dotted: chosen epoch)"))
