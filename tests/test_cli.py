@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -168,3 +169,18 @@ def test_compare_trains_each_model_into_one_table(tmp_path, capsys, data_root):
     assert (out / "compare.png").is_file() and (out / "mf" / "metrics.json").is_file()
     code, _, err = run_cli(["compare", "--models", "mf,nope", "--out", tmp_path / "x"], capsys)
     assert code == 2 and "unknown model 'nope'" in err and not (tmp_path / "x").exists()
+
+
+def test_explicit_refit_replays_the_lr_decay_of_selection(tmp_path, capsys, data_root):
+    out = tmp_path / "decay"
+    code, _, _ = run_cli(["train", "--model", "mf", "--dataset", "ml-100k", "--split", "u1",
+                          "--epochs", "12", "--lr", "0.05", "--lr-decay", "0.5",
+                          "--patience", "0", "--quiet", "--data-dir", data_root,
+                          "--out", out], capsys)
+    assert code == 0
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    select = [float(r["lr"]) for r in rows if r["phase"] == "select"]
+    refit = [float(r["lr"]) for r in rows if r["phase"] == "refit"]
+    best = json.loads((out / "metrics.json").read_text())["best_epoch"]
+    assert len(refit) == best and refit == select[:best]
+    assert min(refit) < 0.05  # mf at lr 0.05 overfits ml-100k: the decay began before the best

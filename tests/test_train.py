@@ -79,12 +79,23 @@ def test_lr_decay_halves_the_rate_after_each_epoch_without_improvement():
     _, history = train_once(config, train, valid)
     best, lr = float("inf"), 0.05
     for record in history:
+        assert record["lr"] == pytest.approx(lr)  # the rate this epoch trained at
         if record["valid_rmse"] < best:
             best = record["valid_rmse"]
         else:
             lr /= 2
-        assert record["lr"] == pytest.approx(lr)
     assert history[-1]["lr"] < 0.05 / 4  # it overfits, so it did decay
+
+
+def test_lr_schedule_replays_rates_epoch_by_epoch():
+    log = ratings_log(n=600)
+    rates = [0.05, 0.025, 0.0125]
+    torch.manual_seed(0)
+    model = build_model("biased-mf", log, dim=8)
+    task = RatingTask(log, None, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
+    history = fit(model, task, TrainConfig(epochs=4, batch_size=64, lr=0.05),
+                  lr_schedule=rates)
+    assert [r["lr"] for r in history] == [0.05, 0.025, 0.0125, 0.0125]
 
 
 def test_validate_start_keeps_a_trained_start_that_training_only_worsens():

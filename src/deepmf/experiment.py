@@ -224,7 +224,9 @@ def train_split(config: RunConfig, dataset: Dataset, task: str, split: Split,
             refit_task = RatingTask(fit_data, None, batch_size=tconfig.batch_size,
                                     device=device, reg=tconfig.reg, clip=dataset.rating_range)
             refit_config = replace(tconfig, epochs=max(chosen, 1), patience=0)
-            refit_history = fit(model, refit_task, refit_config, callbacks)
+            rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
+            refit_history = fit(model, refit_task, refit_config, callbacks,
+                                lr_schedule=rates)  # the decay selection went through
             history += [{**r, "phase": "refit"} for r in refit_history]
     else:
         if config.select_on == "test":

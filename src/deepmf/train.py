@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Protocol, Sequence
 
 import torch
 
@@ -129,6 +129,7 @@ def fit(
     callbacks: Iterable[Callback] = (),
     *,
     validate_start: bool = False,
+    lr_schedule: Sequence[float] = (),
 ) -> list[dict]:
     """Train ``model`` on ``task``; return one record per epoch.
 
@@ -140,6 +141,8 @@ def fit(
     ``validate_start`` also validates the model before any training, as epoch 0 (a record
     without loss), so a model that starts from trained parts is kept as it is when
     training only makes it worse; NCF's reference code selects among the same epochs.
+    ``lr_schedule`` gives the learning rate of epochs 1, 2, ... (the rest keep the last),
+    so a refit without validation data replays the decay its selection run went through.
     """
     callbacks = list(callbacks)
     if not any(p.requires_grad for p in model.parameters()):
@@ -161,11 +164,14 @@ def fit(
             best_value, best_state = record[task.monitor], copy.deepcopy(model.state_dict())
             if plateau is not None:
                 plateau.step(best_value)
-                record["lr"] = optimizer.param_groups[0]["lr"]
     for callback in callbacks:
         callback.on_train_begin(model, config)
 
     for epoch in range(1, config.epochs + 1):
+        if epoch <= len(lr_schedule):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule[epoch - 1]
+        rate = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         model.train()
         total, steps = 0.0, 0
@@ -184,13 +190,14 @@ def fit(
             )
         seconds = time.perf_counter() - start
         record = {"epoch": epoch, "loss": train_loss, "seconds": seconds}
+        if plateau is not None or lr_schedule:
+            record["lr"] = rate
         record.update(task.validate(model))
         history.append(record)
 
         value = record.get(task.monitor)
         if value is not None and plateau is not None:
-            plateau.step(value)
-            record["lr"] = optimizer.param_groups[0]["lr"]
+            plateau.step(value)  # sets the rate of the next epoch
         if value is not None:
             improved = best_value is None or (
                 value > best_value if task.higher_is_better else value < best_value
