@@ -110,8 +110,8 @@ def main() -> None:
             runs: dict = {}
             table[dataset] = {"published": PUBLISHED.get(dataset, {}), "deepmf": {}}
             for model in args.models.split(","):
+                own = {f: v for m, f, v in args.set if m == model}
                 for select in args.select.split(","):
-                    own = {f: v for m, f, v in args.set if m == model}
                     result = run_one(model, dataset, select, runs, root, out, extra, own)
                     table[dataset]["deepmf"].setdefault(model, {})[select] = result
                     print(f"# {dataset} {model} select={select}: {result}", flush=True)

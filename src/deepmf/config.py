@@ -114,8 +114,13 @@ BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay"
           ("patience", 0, None))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
-_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-          "tuple[int, ...]": (tuple, list)}
+_KINDS = {  # annotation: the Python types it accepts, and how an error names them
+    "int": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "text"),
+    "tuple[int, ...]": ((tuple, list), "a list of whole numbers"),
+}
 
 
 def _check_kind(name: str, annotation: str, value) -> None:
@@ -123,13 +128,11 @@ def _check_kind(name: str, annotation: str, value) -> None:
     config file can give: ``epochs = "3"``)."""
     if value is None:
         return
-    kind = annotation.removesuffix(" | None")
-    allowed = _KINDS.get(kind)
-    if allowed is None:
+    kind = _KINDS.get(annotation.removesuffix(" | None"))
+    if kind is None:
         return
+    allowed, wanted = kind
     if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false",
-                  "str": "text", "tuple[int, ...]": "a list of whole numbers"}[kind]
         raise ConfigError(f"--{name.replace('_', '-')} must be {wanted}, not {value!r}")
 
 
