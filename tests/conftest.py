@@ -16,8 +16,10 @@ torch.set_num_threads(1)
 
 
 def shared_data_dir() -> Path | None:
+    """$DEEPMF_DATA_DIR made absolute: the README sets it relative (``../shared/data``), and
+    a test that builds links or changes directory must not depend on the working directory."""
     value = os.environ.get("DEEPMF_DATA_DIR")
-    return Path(value) if value and Path(value).is_dir() else None
+    return Path(value).resolve() if value and Path(value).is_dir() else None
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,9 @@ from deepmf.readers import (
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
+def data_dir(data_root) -> Path:
     """The shared real data, only through $DEEPMF_DATA_DIR (never a hard-coded default)."""
-    value = os.environ.get("DEEPMF_DATA_DIR")
-    if not value:
-        pytest.skip("DEEPMF_DATA_DIR is not set: real MovieLens/NCF files unavailable")
-    path = Path(value)
-    if not path.is_dir():
-        pytest.skip(f"DEEPMF_DATA_DIR={value} is not a directory")
-    return path
+    return data_root
 
 
 def need(path: Path) -> Path:
@@ -107,6 +100,16 @@ def test_ml1m_named_reader(data_dir, tmp_path):
     assert len(data.interactions) == 487_650 and data.n_users == 2_999
     assert data.item_info.loc[data.items.index(1), "title"] == "Toy Story (1995)"
     assert data.rating_range == (1.0, 5.0) and data.given == {}
+
+
+def test_relative_data_dir_works_from_the_working_directory(data_dir, monkeypatch):
+    # Regression (issue 12): the README sets DEEPMF_DATA_DIR=../shared/data, a relative path;
+    # a test that linked files from it dangled inside its temporary folder.
+    need(data_dir / "ml-100k" / "u.data")
+    monkeypatch.chdir(data_dir.parent)
+    monkeypatch.setenv("DEEPMF_DATA_DIR", data_dir.name)
+    data = load_dataset("ml-100k", download=False)
+    assert len(data.interactions) == 100_000
 
 
 def test_ml1m_needs_full_ratings_file(data_dir):
