@@ -23,7 +23,7 @@ import torch
 
 from deepmf.losses import bce
 from deepmf.models import build_model
-from deepmf.readers_synthetic import synthetic
+from deepmf.readers.synthetic import synthetic
 from deepmf.sampling import NegativeSampler
 
 

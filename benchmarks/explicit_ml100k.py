@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import data_dir, emit, machine
-from deepmf.config import RunConfig
-from deepmf.rundir import train_run
+from deepmf.experiment.config import RunConfig
+from deepmf.experiment.run import train_run
 
 PEERS = {"surprise SVD": 0.938, "surprise SVD++": 0.922, "surprise KNNBaseline": 0.920,
          "surprise BaselineOnly": 0.946}

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import data_dir, emit, machine
-from deepmf.config import RunConfig
-from deepmf.rundir import train_run
+from deepmf.experiment.config import RunConfig
+from deepmf.experiment.run import train_run
 
 PUBLISHED = {  # HR@10, NDCG@10 with 99 negatives, from shared/data/README.md
     "ml-1m": {"itempop": (0.4535, 0.2542), "dmf": (0.6565, 0.3761), "neumf": (0.7210, 0.4387),

@@ -24,7 +24,8 @@ from torch.utils.data import Dataset as TorchDataset
 
 from benchmarks._common import data_dir, emit, machine
 from deepmf.evaluate import evaluate_sampled
-from deepmf.experiment import IMPLICIT_DEFAULT, IMPLICIT_RECIPES
+from deepmf.experiment.recipes import IMPLICIT as IMPLICIT_RECIPES
+from deepmf.experiment.recipes import IMPLICIT_DEFAULT
 from deepmf.losses import bce
 from deepmf.models import build_model
 from deepmf.readers import load_dataset
@@ -88,9 +89,8 @@ def main(epochs: int) -> None:
     seed_metrics = evaluate_sampled(seed_model, test, dataset.test_negatives, k=10)
 
     model = copy.deepcopy(initial)
-    config = TrainConfig(epochs=epochs, batch_size=recipe["batch_size"], lr=recipe["lr"],
-                         num_neg=4, patience=0)
-    task = RankingTask(train, None, batch_size=config.batch_size, device=torch.device("cpu"),
+    config = TrainConfig(epochs=epochs, lr=recipe["lr"], patience=0)
+    task = RankingTask(train, None, batch_size=recipe["batch_size"], device=torch.device("cpu"),
                        num_neg=4)
     ours_seconds = [r["seconds"] for r in fit(model, task, config)]
     ours_metrics = evaluate_sampled(model, test, dataset.test_negatives, k=10)
@@ -104,7 +104,7 @@ def main(epochs: int) -> None:
                        "us_per_sample": round(1e6 * seed_epoch / (len(train) * 5), 2),
                        "hr@10": round(seed_metrics["hr@10"], 4),
                        "ndcg@10": round(seed_metrics["ndcg@10"], 4)},
-        "deepmf": {"batch_size": config.batch_size, "lr": config.lr,
+        "deepmf": {"batch_size": recipe["batch_size"], "lr": config.lr,
                    "epoch_seconds": round(ours_epoch, 2),
                    "each_epoch_seconds": [round(t, 2) for t in ours_seconds],
                    "hr@10": round(ours_metrics["hr@10"], 4),

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from deepmf.data import Interactions
-
 # Tiny models gain nothing from a second thread, and spinning threads slow a shared machine.
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, with the reason, where CUDA is absent."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (marked gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 def shared_data_dir() -> Path | None:
@@ -50,26 +57,6 @@ def run_dir(tmp_path_factory, data_root):
 @pytest.fixture(scope="session")
 def trained(run_dir, data_root):
     """That run loaded once for serving."""
-    from deepmf.recommend import TrainedModel
+    from deepmf.experiment.trained import TrainedModel
 
     return TrainedModel(run_dir, data_dir=str(data_root))
-
-
-def checkerboard(n_blocks: int = 2, block: int = 8) -> tuple[Interactions, Interactions]:
-    """Users and items in blocks; each user has every item of its block but one, withheld.
-
-    The withheld item (the "diagonal") is the only unseen item of the user's own block, so a
-    model that learns the block structure must rank it first among unseen items.
-    """
-    users, items, test_users, test_items = [], [], [], []
-    for b in range(n_blocks):
-        for j in range(block):
-            u = b * block + j
-            for i in range(block):
-                (test_items if i == j else items).append(b * block + i)
-                (test_users if i == j else users).append(u)
-    n = n_blocks * block
-    return (
-        Interactions(np.array(users), np.array(items), n_users=n, n_items=n),
-        Interactions(np.array(test_users), np.array(test_items), n_users=n, n_items=n),
-    )

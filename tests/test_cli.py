@@ -107,7 +107,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, data_
     ('epochs = "3"', "--epochs must be a whole number, not '3'"),
     ('dropout = "x"', "--dropout must be a number"),
     ("dropout = 1.5", "--dropout must be at least 0 and below 1"),
-    ('layers = [64, "a"]', "--layers must be positive whole numbers"),
+    ('layers = [64, "a"]', "--layers must be whole numbers"),
+    ('layers = [64, 0]', "layers must be one or more positive sizes"),
     ("dim = 0", "--dim must be at least 1"),
     ("refit = 1", "--refit must be true or false"),
 ])
@@ -136,7 +137,7 @@ def test_malformed_file_names_file_and_line_and_writes_nothing(tmp_path, capsys)
 def test_console_script_exit_code_without_traceback(tmp_path):
     """The installed ``deepmf`` entry point, as a user runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "deepmf.cli", "train", "--model", "nope"],
+        [sys.executable, "-m", "deepmf", "train", "--model", "nope"],
         capture_output=True, text=True, env={**os.environ, "DEEPMF_DATA_DIR": str(tmp_path)},
     )
     assert result.returncode == 2
@@ -149,6 +150,34 @@ def test_train_refuses_an_existing_run_directory(explicit_run, capsys, data_root
                             data_root, "--out", explicit_run], capsys)
     assert code == 2 and "already exists" in err
     assert (explicit_run / "metrics.json").is_file()
+
+
+def test_config_toml_reruns_the_run_into_a_new_directory(explicit_run, capsys, tmp_path):
+    # Issue 12: the stored `out` made `--config RUN/config.toml` fail with "already exists".
+    assert "out =" not in (explicit_run / "config.toml").read_text()
+    code, out, err = run_cli(["train", "--config", explicit_run / "config.toml", "--quiet",
+                              "--out", tmp_path / "again"], capsys)
+    assert code == 0, err
+    saved = json.loads((explicit_run / "metrics.json").read_text())
+    assert json.loads(out) == saved["test"]  # same settings, same seed: the same run
+    assert (tmp_path / "again" / "config.toml").read_text() == \
+        (explicit_run / "config.toml").read_text()
+
+
+def test_sample_users_keeps_that_many_users(tmp_path, capsys, data_root):
+    out = tmp_path / "sample"
+    code, _, err = run_cli(["train", "--model", "biased-mf", "--dataset", "ml-100k",
+                            "--sample-users", "100", "--epochs", "1", "--quiet",
+                            "--data-dir", data_root, "--out", out], capsys)
+    assert code == 0, err
+    vocab = json.loads((out / "vocab.json").read_text())
+    assert len(vocab["users"]) == 943  # id space kept; only 100 users have rows
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    rows = load_file(out / "checkpoints" / "u1" / "interactions.safetensors")
+    assert len(np.unique(rows["fit_users"])) == 100
+    assert "sample_users = 100" in (out / "config.toml").read_text()
 
 
 def test_datasets_lists_where_each_is_found(capsys, data_root):

@@ -10,12 +10,12 @@ from deepmf.checkpoint import load_checkpoint, save_checkpoint
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_full
-from deepmf.models import DMF, CFNet, CFNetML, build_model
-from deepmf.models.dmf import InteractionRows, SparseLinear
+from deepmf.models import DMF, CFNet, CFNetML
+from deepmf.models.sparse_rows import InteractionRows, SparseLinear
 from deepmf.split import leave_one_out
 from deepmf.tasks import RankingTask
 from deepmf.train import TrainConfig, fit
-from tests.conftest import checkerboard
+from tests.helpers import build, checkerboard
 
 SMALL = dict(user_layers=(16, 8), item_layers=(12, 8), layers=(16, 8, 4))
 
@@ -43,7 +43,7 @@ def test_sparse_first_layer_equals_dense_linear(log, n_out):
     dense = torch.nn.Linear(log.n_items, n_out)
     with torch.no_grad():
         layer.bias.normal_()
-        dense.weight.copy_(layer.effective_weight().T)
+        dense.weight.copy_((layer.weight * layer.scale).T)
         dense.bias.copy_(layer.bias)
     ids = torch.tensor([3, 0, 3, 17, 25])  # a repeated id and an empty row
     binary = torch.as_tensor(log.csr.toarray())[ids]  # a dense [5, n_items] test oracle only
@@ -69,7 +69,7 @@ def test_rows_hold_exactly_the_training_pairs(log):
 @pytest.mark.parametrize("name", ["dmf", "cfnet-ml", "cfnet"])
 def test_no_test_item_leaks_into_interaction_rows(name, log):
     train, test = leave_one_out(log)
-    model = build_model(name, train, **SMALL)
+    model = build(name, train, **SMALL)
     part = model.dmf if name == "cfnet" else model
     keys = set(zip(train.users, train.items))
     fresh = [(u, i) for u, i in zip(test.users, test.items) if (u, i) not in keys]
@@ -82,7 +82,7 @@ def test_no_test_item_leaks_into_interaction_rows(name, log):
 
 def test_state_dict_holds_weights_only(log):
     for name in ("dmf", "cfnet-ml", "cfnet"):
-        keys = build_model(name, log, **SMALL).state_dict()
+        keys = build(name, log, **SMALL).state_dict()
         assert not [k for k in keys if "indices" in k or "indptr" in k]
 
 
@@ -109,7 +109,7 @@ def test_cfnet_pretraining_loads_both_parts_exactly(log, tmp_path):
 def test_score_all_agrees_with_forward_and_leaves_no_state(log):
     torch.manual_seed(0)
     for name in ("dmf", "cfnet-ml", "cfnet"):
-        model = perturbed(build_model(name, log, **SMALL))
+        model = perturbed(build(name, log, **SMALL))
         users = torch.tensor([2, 9, 9])
         before = {k: v.clone() for k, v in model.state_dict().items()}
         with torch.no_grad():
@@ -130,8 +130,8 @@ def test_bad_layers_are_config_errors(log):
 def test_withheld_diagonal_item_ranks_first(name):
     train, test = checkerboard(n_blocks=3, block=8)
     torch.manual_seed(1)
-    model = build_model(name, train, user_layers=(32, 8), item_layers=(32, 8),
+    model = build(name, train, user_layers=(32, 8), item_layers=(32, 8),
                         layers=(32, 16, 8))
     task = RankingTask(train, None, batch_size=128, device=torch.device("cpu"), num_neg=4)
-    fit(model, task, TrainConfig(epochs=15, batch_size=128, lr=0.01, patience=0))
+    fit(model, task, TrainConfig(epochs=15, lr=0.01, patience=0))
     assert evaluate_full(model, train, test, k=1)["hr@1"] == 1.0

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from deepmf import readers
-from deepmf.download import ensure_dataset, fetch, safe_extract
 from deepmf.errors import DataError
+from deepmf.readers.download import ensure_release, fetch, safe_extract
 
 U_DATA = "1\t10\t5\t881250949\n2\t10\t3\t891717742\n2\t20\t4\t891717743\n"
 U_ITEM = "10|Toy Story (1995)|01-Jan-1995||url|0|1\n20|Heat (1995)|01-Jan-1995||url|1|0\n"
@@ -161,10 +161,9 @@ def test_zip_path_traversal_refused(tmp_path):
 def test_zip_without_ratings_file(served, tmp_path, monkeypatch):
     root, base = served
     md5 = make_zip(root / "ml-100k.zip", {"ml-100k/README": "no data"})
-    point_at(monkeypatch, f"{base}/ml-100k.zip", md5)
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="zip has no ml-100k/u.data"):
-        ensure_dataset("ml-100k", cache, progress=False)
+        ensure_release(f"{base}/ml-100k.zip", md5, cache, "ml-100k", "u.data", progress=False)
     assert leftovers(cache) == []
 
 

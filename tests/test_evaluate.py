@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepmf.data import Interactions
-from deepmf.errors import ConfigError, DataError
-from deepmf.evaluate import evaluate, evaluate_full, evaluate_ratings, evaluate_sampled
+from deepmf.errors import DataError
+from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 
 
 class TableModel(torch.nn.Module):
@@ -152,7 +152,7 @@ def test_sampled_matches_a_per_row_reference():
 def test_evaluation_restores_training_mode():
     model = TableModel(FULL_TABLE)
     model.train()
-    evaluate(model, FULL_TRAIN, FULL_TEST, negatives=np.zeros((6, 2), dtype=np.int64), k=2)
+    evaluate_sampled(model, FULL_TEST, np.zeros((len(FULL_TEST), 2), dtype=np.int64), k=2)
     assert model.training
     assert model.modes and not any(model.modes)
     model.eval()
@@ -169,7 +169,6 @@ def test_explicit_clipping():
     raw = evaluate_ratings(model, test, clip=None, batch_size=2)
     assert raw["rmse"] == pytest.approx(math.sqrt(2 / 3))
     assert raw["mae"] == pytest.approx(2 / 3)
-    assert evaluate(model, test, test, task="explicit", clip=(1.0, 5.0)) == clipped
 
 
 def test_explicit_partial_clipping():
@@ -179,15 +178,13 @@ def test_explicit_partial_clipping():
     assert evaluate_ratings(model, test, clip=(1.0, 5.0))["rmse"] == pytest.approx(1.0)
 
 
-def test_evaluate_implicit_layout_and_errors():
+def test_evaluator_layouts_and_errors():
     model = TableModel(SAMPLED_TABLE)
     train = _log([0], [5], 3, 6)
-    result = evaluate(model, train, SAMPLED_TEST, negatives=SAMPLED_NEGATIVES, k=2)
-    assert {"hr@2", "ndcg@2", "mrr", "map@2", "full"} <= set(result)
-    assert set(result["full"]) == {"hr@2", "ndcg@2", "mrr", "map@2", "recall@2", "precision@2"}
-    assert set(evaluate(model, train, SAMPLED_TEST, k=2)) == {"full"}
-    with pytest.raises(ConfigError, match="unknown task"):
-        evaluate(model, train, SAMPLED_TEST, task="ranking")
+    result = evaluate_sampled(model, SAMPLED_TEST, SAMPLED_NEGATIVES, k=2)
+    assert set(result) == {"hr@2", "ndcg@2", "mrr", "map@2"}
+    full = evaluate_full(model, train, SAMPLED_TEST, k=2)
+    assert set(full) == {"hr@2", "ndcg@2", "mrr", "map@2", "recall@2", "precision@2"}
     with pytest.raises(DataError, match="ratings"):
         evaluate_ratings(model, SAMPLED_TEST)
     with pytest.raises(DataError, match="shape"):

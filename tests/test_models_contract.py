@@ -9,10 +9,10 @@ import torch
 from deepmf.checkpoint import load_checkpoint, save_checkpoint
 from deepmf.data import Interactions
 from deepmf.evaluate import evaluate_full
-from deepmf.models import EXPLICIT_MODELS, MODELS, build_model
+from deepmf.models import EXPLICIT_MODELS, MODELS
 from deepmf.tasks import RankingTask
 from deepmf.train import TrainConfig, fit
-from tests.conftest import checkerboard
+from tests.helpers import build, checkerboard
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def log() -> Interactions:
 
 def fresh(name: str, log: Interactions):
     torch.manual_seed(0)
-    model = build_model(name, log, dim=4, layers=(16, 8, 4), user_layers=(8, 4),
-                        item_layers=(8, 4)).eval()
+    model = build(name, log, dim=4, layers=(16, 8, 4), user_layers=(8, 4),
+                  item_layers=(8, 4)).eval()
     with torch.no_grad():  # move biases and heads off their zero start, so terms matter
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -95,15 +95,15 @@ def test_checkerboard_withheld_item_ranks_first(name):
     """Each user's only unseen in-block item must come first in full ranking."""
     train, test = checkerboard(n_blocks=4, block=12)
     torch.manual_seed(0)
-    model = build_model(name, train, dim=8, user_layers=(32, 8), item_layers=(32, 8))
+    model = build(name, train, dim=8, user_layers=(32, 8), item_layers=(32, 8))
     task = RankingTask(train, None, batch_size=256, device=torch.device("cpu"), num_neg=4)
-    fit(model, task, TrainConfig(epochs=20, batch_size=256, lr=0.02, patience=0))
+    fit(model, task, TrainConfig(epochs=20, lr=0.02, patience=0))
     metrics = evaluate_full(model, train, test, k=1)
     assert metrics["hr@1"] == 1.0
 
 
 def test_itempop_ranks_by_training_count(log):
-    model = build_model("itempop", log)
+    model = build("itempop", log)
     order = torch.argsort(model.score_all(torch.tensor([0]))[0], descending=True)
     counts = np.bincount(log.items, minlength=log.n_items)
     assert counts[order[0]] == counts.max()

@@ -14,7 +14,7 @@ from deepmf.losses import bpr
 from deepmf.models import GMF, MLP, NeuMF, build_model
 from deepmf.tasks import RankingTask
 from deepmf.train import TrainConfig, fit
-from tests.conftest import checkerboard
+from tests.helpers import checkerboard
 
 
 def test_neumf_from_pretrained_loads_both_towers_exactly():
@@ -46,7 +46,7 @@ def test_bpr_training_learns_the_checkerboard():
     model = build_model("mf", train, dim=8)
     task = RankingTask(train, None, batch_size=128, device=torch.device("cpu"), num_neg=4,
                        loss="bpr")
-    fit(model, task, TrainConfig(epochs=20, batch_size=128, lr=0.02))
+    fit(model, task, TrainConfig(epochs=20, lr=0.02))
     negatives = np.array([[i for i in range(train.n_items) if not (
         train.contains([u], [i])[0] or i == t)] for u, t in zip(test.users, test.items)])
     assert evaluate_sampled(model, test, negatives, k=1)["hr@1"] == 1.0
@@ -94,26 +94,23 @@ def test_cli_pretrained_neumf_and_paper_protocol(tmp_path, capsys, data_root, nc
 
 
 def test_recipes_keep_enough_steps_on_small_logs():
-    from deepmf.config import RunConfig
-    from deepmf.experiment import MIN_STEPS, recipe
+    from deepmf.experiment.recipes import MIN_STEPS, recipe
 
     for model, big in (("gmf", 16384), ("dmf", 65536)):
-        config = RunConfig(model=model, dataset="x")
-        assert recipe(config, "implicit", 994_169)["batch_size"] == big  # ml-1m: as tuned
-        small = recipe(config, "implicit", 46_000)  # AMusic-sized
+        assert recipe(model, "implicit", n_train=994_169)["batch_size"] == big  # ml-1m: as tuned
+        small = recipe(model, "implicit", n_train=46_000)  # AMusic-sized
         assert 256 <= small["batch_size"] < big
         assert 46_000 * 5 >= MIN_STEPS * small["batch_size"]
-        assert small["lr"] == recipe(config, "implicit")["lr"]
-    assert recipe(RunConfig(model="gmf", dataset="x"), "implicit", 10)["batch_size"] == 256
+        assert small["lr"] == recipe(model, "implicit")["lr"]
+    assert recipe("gmf", "implicit", n_train=10)["batch_size"] == 256
 
 
 @pytest.mark.parametrize("model", ["neumf", "cfnet"])
 def test_fine_tuning_from_trained_parts_takes_a_gentle_step(model):
-    from deepmf.config import RunConfig
-    from deepmf.experiment import recipe
+    from deepmf.experiment.recipes import recipe
 
-    scratch = recipe(RunConfig(model=model, dataset="x"), "implicit", 994_169)
-    tuned = recipe(RunConfig(model=model, dataset="x", pretrain="a,b"), "implicit", 994_169)
+    scratch = recipe(model, "implicit", n_train=994_169)
+    tuned = recipe(model, "implicit", pretrain=True, n_train=994_169)
     # Adam moves each weight by about lr a step: fine-tuning needs a much smaller one, or SGD
     assert tuned.get("optimizer") == "sgd" or tuned["lr"] <= scratch["lr"] / 5
     assert tuned["epochs"] <= scratch["epochs"]
@@ -134,7 +131,7 @@ def test_biased_mf_ranks_better_than_popularity(tmp_path, data_root):
 
 @pytest.mark.parametrize("batch", [5, 40])  # fewer ids than rows, then more
 def test_linear_rows_equals_a_linear_layer_over_looked_up_rows(batch):
-    from deepmf.models.base import embedding, linear_rows
+    from deepmf.models.layers import embedding, linear_rows
 
     torch.manual_seed(0)
     table, layer = embedding(12, 6, 0.5), torch.nn.Linear(6, 4)

@@ -11,13 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deepmf.errors import ConfigError, DataError
-from deepmf.readers import (
-    MOVIELENS,
-    known_datasets,
-    load_dataset,
-    read_movies,
-    read_ratings,
-)
+from deepmf.readers import known_datasets, load_dataset
+from deepmf.readers.movielens import MOVIELENS, read_movies, read_ratings
 
 
 @pytest.fixture(scope="module")

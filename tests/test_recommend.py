@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import deepmf.cli_use  # noqa: F401  (registers recommend/serve on the app)
 from deepmf.cli import main
 from deepmf.data import Interactions
 from deepmf.errors import DeepMFError
+from deepmf.experiment.trained import UnknownIdError
 from deepmf.models import MF, ItemPop, Recommender
-from deepmf.recommend import UnknownIdError, recommend, seen_pairs, similar_items
+from deepmf.recommend import recommend, seen_pairs, similar_items
 
 
 class FixedScores(Recommender):

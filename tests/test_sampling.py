@@ -79,7 +79,7 @@ def test_user_with_every_item_is_named_in_the_error():
     assert sampler.sample(torch.tensor([0]), 4, torch.Generator()).ne(0).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_sampling_on_cuda():
     rng = np.random.default_rng(0)
     train = _log(rng.integers(0, 50, 1500), rng.integers(0, 40, 1500), 50, 40)
@@ -115,7 +115,7 @@ def test_sample_test_negatives_names_full_users():
 
 
 @settings(max_examples=40, deadline=None)
-@given(train=train_logs(), n_neg=st.integers(0, 5), batch_size=st.integers(1, 40),
+@given(train=train_logs(), n_neg=st.integers(1, 5), batch_size=st.integers(1, 40),
        seed=st.integers(0, 2**31 - 1))
 def test_an_epoch_holds_each_positive_once_with_its_negatives(train, n_neg, batch_size, seed):
     from deepmf.tasks import RankingTask

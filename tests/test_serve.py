@@ -13,9 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_run import free_port
 
-import deepmf.cli_use  # noqa: F401
 from deepmf.cli import main
-from deepmf.recommend import TrainedModel
+from deepmf.experiment.trained import TrainedModel
 from deepmf.serve import create_app
 
 
@@ -113,6 +112,50 @@ def test_k_bounds_apply_to_similar_and_history(client):
 def test_bad_score_bodies_are_422(client, body):
     response = client.post("/score", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422 and "detail" in response.json()
+
+
+# Issue 12: the validation handler could not serialise non-finite numbers and answered 500.
+@pytest.mark.parametrize("body", [
+    b'{"user": NaN, "items": [1]}', b'{"user": 1, "items": [Infinity]}',
+    b'{"user": 1, "items": [1e999]}', b'{"user": -Infinity, "items": [NaN, 2]}',
+])
+def test_non_finite_numbers_are_422_not_500(client, body):
+    response = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_oversized_bodies_are_413(client):
+    big = b'{"user": 1, "items": [' + b"1," * 40_000 + b"1]}"
+    response = client.post("/score", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "bytes" in response.json()["detail"]
+
+    def chunks():  # no content-length: the limit holds while streaming too
+        for _ in range(100):
+            yield b" " * 1024
+
+    streamed = client.post("/score", content=chunks(),
+                           headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.get("/health").status_code == 200
+
+
+def test_docs_work_offline(client):
+    html = client.get("/docs").text
+    assert "cdn" not in html.lower() and "/docs-assets/swagger-ui-bundle.js" in html
+    script = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+
+
+def test_a_busy_port_is_one_line_before_loading(run_dir, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(run_dir), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
 
 
 def test_score_unknown_ids_are_404(client):

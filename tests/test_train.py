@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from deepmf.data import Interactions
+from deepmf.device import resolve_device
 from deepmf.errors import ConfigError
 from deepmf.models import build_model
 from deepmf.tasks import RatingTask
-from deepmf.train import Callback, TrainConfig, TrainingDiverged, fit, resolve_device
+from deepmf.train import Callback, TrainConfig, TrainingDiverged, fit
 
 
 def ratings_log(n_users=60, n_items=50, n=2000, seed=0) -> Interactions:
@@ -23,27 +24,28 @@ def ratings_log(n_users=60, n_items=50, n=2000, seed=0) -> Interactions:
                         n_items=n_items)
 
 
-def train_once(config: TrainConfig, log: Interactions, valid: Interactions | None = None):
+def train_once(config: TrainConfig, log: Interactions, valid: Interactions | None = None, *,
+               batch_size: int):
     torch.manual_seed(0)
     model = build_model("biased-mf", log, dim=8)
-    task = RatingTask(log, valid, batch_size=config.batch_size, device=torch.device("cpu"),
-                      reg=config.reg, clip=(1, 5))
+    task = RatingTask(log, valid, batch_size=batch_size, device=torch.device("cpu"), clip=(1, 5))
     return model, fit(model, task, config)
 
 
 def test_training_lowers_validation_rmse_below_the_mean_baseline():
     log = ratings_log()
     train, valid = log.take(slice(0, 1800)), log.take(slice(1800, None))
-    _, history = train_once(TrainConfig(epochs=40, batch_size=128, lr=0.02, patience=0),
-                            train, valid)
+    _, history = train_once(TrainConfig(epochs=40, lr=0.02, patience=0),
+                            train, valid, batch_size=128)
     baseline = float(np.sqrt(np.mean((valid.ratings - train.ratings.mean()) ** 2)))
     assert min(r["valid_rmse"] for r in history) < 0.8 * baseline
 
 
 def test_same_seed_same_model_and_history():
     log = ratings_log()
-    config = TrainConfig(epochs=3, batch_size=256, lr=0.01, seed=7)
-    (a, ha), (b, hb) = train_once(config, log), train_once(config, log)
+    config = TrainConfig(epochs=3, lr=0.01, seed=7)
+    (a, ha), (b, hb) = train_once(config, log, batch_size=256), train_once(config, log,
+                                                                           batch_size=256)
     for x, y in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(x, y)
     assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
@@ -60,7 +62,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
                                                      model.state_dict().items()}))
 
     # No regularization and a high lr: the model overfits, so validation RMSE turns up.
-    config = TrainConfig(epochs=200, batch_size=64, lr=0.05, patience=3)
+    config = TrainConfig(epochs=200, lr=0.05, patience=3)
     torch.manual_seed(0)
     model = build_model("mf", train, dim=16)
     task = RatingTask(train, valid, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
@@ -75,8 +77,8 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
 def test_lr_decay_halves_the_rate_after_each_epoch_without_improvement():
     log = ratings_log(n=600)
     train, valid = log.take(slice(0, 500)), log.take(slice(500, None))
-    config = TrainConfig(epochs=40, batch_size=64, lr=0.05, patience=0, lr_decay=0.5)
-    _, history = train_once(config, train, valid)
+    config = TrainConfig(epochs=40, lr=0.05, patience=0, lr_decay=0.5)
+    _, history = train_once(config, train, valid, batch_size=64)
     best, lr = float("inf"), 0.05
     for record in history:
         assert record["lr"] == pytest.approx(lr)  # the rate this epoch trained at
@@ -93,7 +95,7 @@ def test_lr_schedule_replays_rates_epoch_by_epoch():
     torch.manual_seed(0)
     model = build_model("biased-mf", log, dim=8)
     task = RatingTask(log, None, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
-    history = fit(model, task, TrainConfig(epochs=4, batch_size=64, lr=0.05),
+    history = fit(model, task, TrainConfig(epochs=4, lr=0.05),
                   lr_schedule=rates)
     assert [r["lr"] for r in history] == [0.05, 0.025, 0.0125, 0.0125]
 
@@ -101,30 +103,30 @@ def test_lr_schedule_replays_rates_epoch_by_epoch():
 def test_validate_start_keeps_a_trained_start_that_training_only_worsens():
     log = ratings_log(n=600)
     train, valid = log.take(slice(0, 500)), log.take(slice(500, None))
-    model, _ = train_once(TrainConfig(epochs=60, batch_size=64, lr=0.02, patience=3),
-                          train, valid)
+    model, _ = train_once(TrainConfig(epochs=60, lr=0.02, patience=3),
+                          train, valid, batch_size=64)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     task = RatingTask(train, valid, batch_size=64, device=torch.device("cpu"), clip=(1, 5))
     # A far too high rate: every epoch of "fine-tuning" scatters the trained factors.
-    history = fit(model, task, TrainConfig(epochs=3, batch_size=64, lr=1.0, patience=0),
+    history = fit(model, task, TrainConfig(epochs=3, lr=1.0, patience=0),
                   validate_start=True)
     assert [r["epoch"] for r in history] == [0, 1, 2, 3]
     assert "loss" not in history[0] and "seconds" not in history[0]
     assert min(history, key=lambda r: r["valid_rmse"])["epoch"] == 0
     for key, value in model.state_dict().items():
         assert torch.equal(value, start[key])
-    _, plain = train_once(TrainConfig(epochs=2, batch_size=64, lr=0.02), train, valid)
+    _, plain = train_once(TrainConfig(epochs=2, lr=0.02), train, valid, batch_size=64)
     assert [r["epoch"] for r in plain] == [1, 2]
 
 
 def test_nan_loss_raises_a_clear_error():
     log = ratings_log(n=300)
     with pytest.raises(TrainingDiverged, match="try a lower --lr"):
-        train_once(TrainConfig(epochs=3, batch_size=32, lr=1e12, optimizer="sgd"), log)
+        train_once(TrainConfig(epochs=3, lr=1e12, optimizer="sgd"), log, batch_size=32)
 
 
 @pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(epochs=0), dict(lr=0.0),
-                                 dict(num_neg=0), dict(lr_decay=0.0),
+                                 dict(lr=float("nan")), dict(lr_decay=0.0),
                                  dict(lr_decay=1.5)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):

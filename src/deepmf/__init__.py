@@ -1,35 +1,42 @@
 """deepmf: matrix-factorization recommenders, classic and deep, on PyTorch.
 
-The names below are the public Python API; see the README for a runnable example.
+The names below are the public Python API; see the README for a runnable example. They
+are loaded on first use, so ``import deepmf`` (and the command line's ``--help``) does not
+pay for torch and pandas until something needs them.
 """
 
-from deepmf.data import Dataset, Interactions, Vocabulary
-from deepmf.errors import ConfigError, DataError, DeepMFError
-from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
-from deepmf.losses import bce, bpr, mse
-from deepmf.models import (
-    GMF,
-    MF,
-    MLP,
-    MODELS,
-    BiasedMF,
-    DeepMF,
-    ItemPop,
-    NeuMF,
-    Recommender,
-    build_model,
-)
-from deepmf.readers import load_dataset
-from deepmf.split import leave_one_out, make_splits, random_split, validation_split
-from deepmf.tasks import RankingTask, RatingTask
-from deepmf.train import TrainConfig, fit
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Dataset", "Interactions", "Vocabulary", "ConfigError", "DataError", "DeepMFError",
-    "bce", "bpr", "mse", "MODELS", "BiasedMF", "DeepMF", "MF", "Recommender", "build_model",
-    "TrainConfig", "fit", "GMF", "MLP", "NeuMF", "ItemPop", "evaluate_full",
-    "evaluate_ratings", "evaluate_sampled", "load_dataset", "leave_one_out", "make_splits",
-    "random_split", "validation_split", "RankingTask", "RatingTask",
-]
+_EXPORTS = {
+    "deepmf.data": ("Dataset", "Interactions", "Vocabulary"),
+    "deepmf.errors": ("ConfigError", "DataError", "DeepMFError"),
+    "deepmf.evaluate": ("evaluate_full", "evaluate_ratings", "evaluate_sampled"),
+    "deepmf.losses": ("bce", "bpr", "mse"),
+    "deepmf.models": ("GMF", "MF", "MLP", "MODELS", "BiasedMF", "DeepMF", "ItemPop", "NeuMF",
+                      "DMF", "CFNet", "CFNetML", "Recommender", "build_model"),
+    "deepmf.readers": ("load_dataset",),
+    "deepmf.recommend": ("recommend", "similar_items"),
+    "deepmf.split": ("leave_one_out", "make_splits", "random_split", "validation_split"),
+    "deepmf.tasks": ("RankingTask", "RatingTask"),
+    "deepmf.train": ("TrainConfig", "fit"),
+    "deepmf.experiment.trained": ("TrainedModel",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'deepmf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -15,9 +15,6 @@ from deepmf.data import Interactions
 from deepmf.errors import DataError
 from deepmf.models import Recommender, build_model
 
-CHECKPOINTS = "checkpoints"
-"""Folder of a run directory holding one checkpoint folder per split."""
-
 
 def save_checkpoint(
     folder: Path, name: str, model: Recommender, fit_data: Interactions,

@@ -13,8 +13,28 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
 from deepmf.errors import DataError
+
+
+def gather_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the stored entries of some CSR rows are, without a Python loop.
+
+    Args:
+        indptr: the CSR's row pointer, ``int64[n_rows + 1]``.
+        rows: the rows wanted, ``int64[R]`` (repeats allowed).
+
+    Returns:
+        ``(positions, counts)``: ``positions`` indexes the CSR's ``indices``/``data`` for
+        every entry of ``rows[0]``, then ``rows[1]``, ...; ``counts[r]`` is the length of
+        ``rows[r]``, so entry ``e`` belongs to batch row ``repeat_interleave(arange(R),
+        counts)[e]``.
+    """
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts  # [R]
+    shift = torch.repeat_interleave(starts - (counts.cumsum(0) - counts), counts)  # [nnz]
+    return torch.arange(len(shift), device=rows.device) + shift, counts
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,10 +78,21 @@ class Vocabulary:
             codes = np.where(codes < 0, retry, codes)
         return codes.astype(np.int64)
 
+    @cached_property
+    def _codes(self) -> dict:
+        """Raw id -> index for single lookups, also keyed by the id's text."""
+        ids = self.ids.tolist()
+        table = {str(raw): index for index, raw in enumerate(ids)}
+        table.update((raw, index) for index, raw in enumerate(ids))
+        return table
+
     def index(self, raw_id) -> int:
-        """Index of one raw id; ``KeyError`` naming it when unknown."""
-        code = int(self.lookup([raw_id])[0])
-        if code < 0:
+        """Index of one raw id (or its text, as typed in a URL); ``KeyError`` when unknown."""
+        try:
+            code = self._codes.get(raw_id, self._codes.get(str(raw_id)))
+        except TypeError:  # unhashable
+            code = None
+        if code is None:
             raise KeyError(raw_id)
         return code
 
@@ -235,3 +266,15 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return self.interactions.n_items
+
+    def restrict_users(self, keep: np.ndarray) -> "Dataset":
+        """The rows of the users where ``keep`` (``bool[n_users]``) holds, in the log, every
+        given split and the test negatives; vocabularies and id spaces unchanged."""
+        keep = np.asarray(keep, dtype=bool)
+        given = {name: (train.take(keep[train.users]), test.take(keep[test.users]))
+                 for name, (train, test) in self.given.items()}
+        negatives = self.test_negatives
+        if negatives is not None and "given" in self.given:
+            negatives = negatives[keep[self.given["given"][1].users]]
+        return replace(self, interactions=self.interactions.take(keep[self.interactions.users]),
+                       given=given, test_negatives=negatives)

@@ -9,22 +9,14 @@ training mode afterwards, and runs on the device of the model's first parameter 
 from __future__ import annotations
 
 import contextlib
-import itertools
 
 import numpy as np
 import torch
 
 from deepmf import metrics
-from deepmf.data import Interactions
+from deepmf.data import Interactions, gather_rows
 from deepmf.errors import ConfigError, DataError
-
-TASKS = ("implicit", "explicit")
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Device of the model's first parameter or buffer; CPU if it has neither."""
-    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return torch.device("cpu") if tensor is None else tensor.device
+from deepmf.models.base import model_device
 
 
 @contextlib.contextmanager
@@ -122,6 +114,21 @@ def evaluate_sampled(
     keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}")
     if len(test) == 0:
         return dict.fromkeys(keys, float("nan"))
+    rank = _sampled_ranks(model, test, negatives, batch_size)  # [n_test], 0-based
+    hits = torch.arange(k) == rank[:, None]  # [n_test, K]
+    one = torch.ones_like(rank)
+    values = (
+        metrics.hit_rate(hits),
+        metrics.ndcg(hits, one),
+        1.0 / (rank + 1).double(),
+        metrics.average_precision(hits, one),
+    )
+    return {key: float(value.mean()) for key, value in zip(keys, values)}
+
+
+def _sampled_ranks(model, test: Interactions, negatives: np.ndarray,
+                   batch_size: int) -> torch.Tensor:
+    """0-based rank of each held-out item among its row's valid negatives (ties above)."""
     device = model_device(model)
     users = torch.tensor(test.users).to(device)
     items = torch.tensor(test.items).to(device)
@@ -136,25 +143,7 @@ def evaluate_sampled(
             flat_users = u[:, None].expand_as(candidates).reshape(-1)
             scores = model(flat_users, candidates.reshape(-1)).reshape(candidates.shape)
             ranks.append(((scores[:, 1:] >= scores[:, :1]) & valid).sum(dim=1))
-    rank = torch.cat(ranks).cpu()  # [n_test] 0-based rank of the held-out item
-    hits = torch.arange(k) == rank[:, None]  # [n_test, K]
-    one = torch.ones_like(rank)
-    values = (
-        metrics.hit_rate(hits),
-        metrics.ndcg(hits, one),
-        1.0 / (rank + 1).double(),
-        metrics.average_precision(hits, one),
-    )
-    return {key: float(value.mean()) for key, value in zip(keys, values)}
-
-
-def _csr_gather(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor):
-    """Row positions and column indices of the CSR rows ``users`` (no Python loop)."""
-    starts, ends = indptr[users], indptr[users + 1]
-    counts = ends - starts  # [B]
-    rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-    offsets = torch.arange(len(rows), device=users.device) - (counts.cumsum(0) - counts)[rows]
-    return rows, indices[starts[rows] + offsets]
+    return torch.cat(ranks).cpu()
 
 
 def evaluate_full(
@@ -189,39 +178,21 @@ def evaluate_full(
     _check_k(k)
     n_items = max(train.n_items, test.n_items)
     keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}", f"recall@{k}", f"precision@{k}")
-    relevant = np.unique(test.users * n_items + test.items)
-    users, items = relevant // n_items, relevant % n_items
-    relevant = relevant[~((items < train.n_items) & train.contains(users, items))]
+    relevant = _relevant_keys(train, test, n_items)
     eval_users, counts = np.unique(relevant // n_items, return_counts=True)
-    n_relevant = torch.from_numpy(counts.astype(np.int64))
     if len(eval_users) == 0:
         return dict.fromkeys(keys, float("nan"))
+    n_relevant = torch.from_numpy(counts.astype(np.int64))
     device = model_device(model)
-    relevant_t = torch.from_numpy(relevant).to(device)  # sorted (user, item) keys
-    csr = train.csr
-    indptr = np.pad(csr.indptr.astype(np.int64), (0, max(0, test.n_users - train.n_users)), "edge")
-    indptr = torch.from_numpy(indptr).to(device)  # covers test users unknown to train
-    indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
+    ranker = _TopK(train, test.n_users, n_items, relevant, k, device)
     eval_users_t = torch.from_numpy(eval_users).to(device)
-    minus_inf = torch.tensor(float("-inf"), device=device)
     values: list[list[torch.Tensor]] = [[] for _ in keys]
     with _inference(model):
         # item-side work once for all batches (plain modules need only score_all)
         score_all = model.scorer() if hasattr(model, "scorer") else model.score_all
         for i in range(0, len(eval_users), batch_users):
             users = eval_users_t[i : i + batch_users]
-            scores = score_all(users).float()  # [B, n_items]
-            if scores.shape != (len(users), n_items):
-                raise DataError(
-                    f"score_all returned shape {tuple(scores.shape)}, "
-                    f"expected {(len(users), n_items)}"
-                )
-            rows, cols = _csr_gather(indptr, indices, users)
-            scores = scores.index_put((rows, cols), minus_inf)  # a copy: outputs stay intact
-            top = scores.topk(min(k, n_items), dim=1).indices  # [B, K']
-            wanted = users[:, None] * n_items + top
-            pos = torch.searchsorted(relevant_t, wanted).clamp(max=len(relevant_t) - 1)
-            hits = (relevant_t[pos] == wanted).cpu()  # [B, K']; metrics run on the CPU
+            hits = ranker.hits(users, score_all(users).float())  # [B, K'] on the CPU
             n_rel = n_relevant[i : i + batch_users]
             batch = (
                 metrics.hit_rate(hits),
@@ -236,38 +207,37 @@ def evaluate_full(
     return {key: float(torch.cat(value).mean()) for key, value in zip(keys, values)}
 
 
-def evaluate(
-    model: torch.nn.Module,
-    train: Interactions,
-    test: Interactions,
-    *,
-    negatives: np.ndarray | None = None,
-    k: int = 10,
-    task: str = "implicit",
-    clip: tuple[float, float] | None = None,
-) -> dict:
-    """Every metric that applies to the task.
+def _relevant_keys(train: Interactions, test: Interactions, n_items: int) -> np.ndarray:
+    """Sorted ``user * n_items + item`` keys of the distinct test pairs not in train."""
+    relevant = np.unique(test.users * n_items + test.items)
+    users, items = relevant // n_items, relevant % n_items
+    return relevant[~((items < train.n_items) & train.contains(users, items))]
 
-    Args:
-        model: the trained model.
-        train: training log (items excluded from full ranking).
-        test: test log.
-        negatives: ``int64[len(test), n_neg]`` for the sampled protocol (implicit only).
-        k: ranking cut-off.
-        task: ``"explicit"`` (rating error) or ``"implicit"`` (ranking).
-        clip: rating range for explicit predictions.
 
-    Returns:
-        Explicit: ``{"rmse", "mae"}``. Implicit: the sampled metrics (``hr@K``, ``ndcg@K``,
-        ``mrr``, ``map@K``) at top level when ``negatives`` is given, plus ``"full"``: the
-        full-ranking metrics of :func:`evaluate_full`.
-    """
-    if task == "explicit":
-        return evaluate_ratings(model, test, clip=clip)
-    if task != "implicit":
-        raise ConfigError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
-    result: dict = {}
-    if negatives is not None:
-        result.update(evaluate_sampled(model, test, negatives, k=k))
-    result["full"] = evaluate_full(model, train, test, k=k)
-    return result
+class _TopK:
+    """Each user's top K unseen items, and which of them are relevant."""
+
+    def __init__(self, train: Interactions, n_users: int, n_items: int, relevant: np.ndarray,
+                 k: int, device: torch.device):
+        csr = train.csr
+        indptr = np.pad(csr.indptr.astype(np.int64), (0, max(0, n_users - train.n_users)),
+                        "edge")  # covers test users unknown to train
+        self.indptr = torch.from_numpy(indptr).to(device)
+        self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
+        self.relevant = torch.from_numpy(relevant).to(device)
+        self.n_items, self.k = n_items, k
+        self.minus_inf = torch.tensor(float("-inf"), device=device)
+
+    def hits(self, users: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """``bool[B, K']``: is the j-th best unseen item of each user relevant?"""
+        if scores.shape != (len(users), self.n_items):
+            raise DataError(f"score_all returned shape {tuple(scores.shape)}, "
+                            f"expected {(len(users), self.n_items)}")
+        positions, counts = gather_rows(self.indptr, users)
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+        # a copy: outputs stay intact
+        scores = scores.index_put((rows, self.indices[positions]), self.minus_inf)
+        top = scores.topk(min(self.k, self.n_items), dim=1).indices  # [B, K']
+        wanted = users[:, None] * self.n_items + top
+        pos = torch.searchsorted(self.relevant, wanted).clamp(max=len(self.relevant) - 1)
+        return (self.relevant[pos] == wanted).cpu()  # metrics run on the CPU

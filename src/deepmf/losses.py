@@ -25,13 +25,5 @@ def bpr(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(positive.unsqueeze(-1) - negative).mean()
 
 
-LOSSES = {"mse": mse, "bce": bce, "bpr": bpr}
-
-
-def get_loss(name: str):
-    from deepmf.errors import ConfigError
-
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ConfigError(f"unknown loss {name!r}; choose from {', '.join(sorted(LOSSES))}")
+RANKING_LOSSES = {"bce": bce, "bpr": bpr}
+"""Losses of the implicit (ranking) task, by the name a config gives them."""

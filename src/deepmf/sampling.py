@@ -41,6 +41,14 @@ def _complement_table(keys: np.ndarray, n_users: int, n_items: int):
     return starts, keys - local
 
 
+def _nth_free(starts: torch.Tensor, shifted: torch.Tensor, users: torch.Tensor,
+              r: torch.Tensor, n_items: int) -> torch.Tensor:
+    """The ``r``-th (0-based) item each user never interacted with, via the table of
+    :func:`_complement_table`: ``r + #{j : p_j - j <= r}``."""
+    below = torch.searchsorted(shifted, users * n_items + r, right=True) - starts[users]
+    return r + below
+
+
 class NegativeSampler:
     """Draws items that are not training positives of the given users.
 
@@ -137,8 +145,7 @@ class NegativeSampler:
         n_free = self.n_items - (starts[users + 1] - starts[users])  # [R], all >= 1
         big = torch.randint(2**62, users.shape, generator=generator, device=generator.device)
         r = big.to(device) % n_free  # uniform in 0..n_free-1 up to a 2**-40 bias
-        below = torch.searchsorted(shifted, users * self.n_items + r, right=True) - starts[users]
-        return r + below
+        return _nth_free(starts, shifted, users, r, self.n_items)
 
 
 def sample_test_negatives(
@@ -187,6 +194,6 @@ def sample_test_negatives(
         rows = users.ravel()[bad]
         n_free = n_items - (starts[rows + 1] - starts[rows])
         r = rng.integers(0, n_free, dtype=np.int64)  # one draw per row, high per row
-        below = np.searchsorted(shifted, rows * n_items + r, side="right") - starts[rows]
-        flat[bad] = r + below
+        as_t = torch.from_numpy
+        flat[bad] = _nth_free(as_t(starts), as_t(shifted), as_t(rows), as_t(r), n_items).numpy()
     return items

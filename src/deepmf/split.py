@@ -169,16 +169,16 @@ def validation_split(
     return _divide(train, _last_row_per_user(train, key))
 
 
-def sample_users(data: Interactions, n: int, seed: int) -> Interactions:
-    """Keep every row of ``n`` randomly chosen users; id spaces unchanged.
+def sample_users(data: Interactions, n: int, seed: int) -> np.ndarray:
+    """Choose ``n`` of the users present, uniformly at random (seed 000's quick first run).
 
     Args:
         data: the log to sample from.
-        n: how many of the users present to keep; all of them if ``n`` is at least that many.
+        n: how many users to keep; all of them if ``n`` is at least the number present.
         seed: seed for ``np.random.default_rng``.
 
     Returns:
-        The chosen users' rows, in log order.
+        ``bool[n_users]``: which users are kept.
 
     Raises:
         ConfigError: if ``n`` is not a positive integer.
@@ -186,10 +186,12 @@ def sample_users(data: Interactions, n: int, seed: int) -> Interactions:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"number of users to sample must be a positive integer, got {n!r}")
     present = np.unique(data.users)
+    keep = np.zeros(data.n_users, dtype=bool)
     if n >= len(present):
-        return data
-    chosen = np.random.default_rng(seed).choice(present, size=int(n), replace=False)
-    return data.take(np.isin(data.users, chosen))
+        keep[present] = True
+    else:
+        keep[np.random.default_rng(seed).choice(present, size=int(n), replace=False)] = True
+    return keep
 
 
 def _given(dataset: Dataset, name: str, needs: str) -> Split:
@@ -243,17 +245,3 @@ def make_splits(dataset: Dataset, spec: str, seed: int = 0) -> list[Split]:
     if kind == "time" and arg:
         return [Split(spec, *time_split(data, _parse_fraction(spec, arg)))]
     raise ConfigError(f"unknown split {spec!r}; choose from {SPEC_FORMS}")
-
-
-def default_split(dataset: Dataset) -> str:
-    """The split to use when none is asked for.
-
-    ``given`` for data that ships its own split (the NCF files), ``u1`` for ml-100k-like
-    data with official folds, else ``random:0.2``. Implicit tasks usually pick ``loo``
-    themselves.
-    """
-    if "given" in dataset.given:
-        return "given"
-    if "u1" in dataset.given:
-        return "u1"
-    return "random:0.2"

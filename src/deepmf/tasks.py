@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from deepmf.data import Interactions
+from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
-from deepmf.losses import bce, bpr, mse
+from deepmf.losses import RANKING_LOSSES, bpr, mse
 from deepmf.sampling import NegativeSampler
 
 
@@ -21,6 +22,11 @@ def _tensor(array, device, dtype=None) -> torch.Tensor:
 def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=generator).to(device)
     return list(torch.split(perm, batch_size))
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError("batch_size must be at least 1")
 
 
 class RatingTask:
@@ -39,7 +45,8 @@ class RatingTask:
         device: torch.device, reg: float = 0.0, clip: tuple[float, float] | None = None,
     ):
         if train.ratings is None:
-            raise ValueError("the rating task needs ratings")
+            raise ConfigError("the rating task needs ratings")
+        _check_batch_size(batch_size)
         self.train, self.valid = train, valid
         self.batch_size, self.device, self.reg, self.clip = batch_size, device, reg, clip
         self.users = _tensor(train.users, device)
@@ -82,6 +89,12 @@ class RankingTask:
         device: torch.device, num_neg: int = 4, loss: str = "bce", reg: float = 0.0,
         valid_negatives=None, k: int = 10, prefix: str = "valid",
     ):
+        if loss not in RANKING_LOSSES:
+            raise ConfigError(f"unknown loss {loss!r} for ranking; choose from "
+                              f"{', '.join(RANKING_LOSSES)}")
+        _check_batch_size(batch_size)
+        if num_neg < 1:
+            raise ConfigError("num_neg must be at least 1")
         self.train, self.valid, self.valid_negatives = train, valid, valid_negatives
         self.batch_size, self.device, self.num_neg, self.reg = batch_size, device, num_neg, reg
         self.loss_name, self.k, self.prefix = loss, k, prefix
@@ -101,11 +114,10 @@ class RankingTask:
             return
         # A batch is a random slice of the positives plus the k negatives of each positive
         # in another random slice, so that a user's positive and her negatives seldom share
-        # a step, as in a shuffle of all (1 + k) n samples; keeping a positive's negatives
-        # in its own batch cost AMusic about 0.005-0.01 HR@10. Negatives are drawn for the
-        # positives in log order (user-sorted: the sampler's searches stay in cache), and
-        # only positions 0..n-1 are shuffled: the full shuffle spent most of its time on
-        # random reads of 40 MB arrays, a fifth of an ml-1m NeuMF epoch.
+        # a step, as in a shuffle of all (1 + k) n samples (keeping them together costs
+        # hit rate). Negatives are drawn for the positives in log order (user-sorted: the
+        # sampler's searches stay in cache), and only positions 0..n-1 are shuffled, not
+        # the (1 + k) n samples, whose random reads cost a large share of an epoch.
         step = max(1, self.batch_size // (1 + k))  # positives per batch
         labels = torch.cat([torch.ones(step, device=self.device),
                             torch.zeros(step * k, device=self.device)])
@@ -127,7 +139,7 @@ class RankingTask:
             )
             loss = bpr(scores[: len(users)], scores[len(users):].view(-1, n_neg))
         else:
-            loss = bce(model(users, items), target)
+            loss = RANKING_LOSSES[self.loss_name](model(users, items), target)
         if self.reg:
             loss = loss + self.reg * model.penalty(users, items)
         return loss

@@ -1,8 +1,13 @@
-"""A thin training loop over device tensors, with early stopping and callbacks."""
+"""A thin training loop over device tensors, with early stopping and callbacks.
+
+A task (:mod:`deepmf.tasks`) says what a batch is, what the loss is and how to validate;
+:func:`fit` runs epochs of it, keeps the best epoch and stops when validation stalls.
+"""
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
@@ -18,46 +23,35 @@ class TrainingDiverged(DeepMFError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train; every field has a command-line flag of the same name."""
+    """How to train; what a batch holds (size, negatives, device) belongs to the task."""
 
     epochs: int = 30
     """Maximum number of passes over the training data."""
-    batch_size: int = 1024
-    """Samples per optimizer step."""
     lr: float = 0.005
     """Learning rate."""
     optimizer: str = "adam"
     """One of adam, adamw, sgd, adagrad."""
     weight_decay: float = 0.0
     """The optimizer's own weight decay (applies to every parameter, every step)."""
-    reg: float = 0.0
-    """L2 on the embedding rows each batch uses, times their batch-mean squared norm."""
-    num_neg: int = 4
-    """Negatives sampled per positive (implicit task)."""
     patience: int = 5
     """Epochs without improvement on the validation data before stopping; 0 = never stop."""
     lr_decay: float = 1.0
     """Multiply the learning rate by this after each epoch that does not improve the
     validation metric (PyTorch's ``ReduceLROnPlateau`` with patience 0); 1 = constant."""
     seed: int = 0
-    """Seed of every random generator used in training."""
-    device: str = "auto"
-    """auto (CUDA > MPS > CPU), cpu, cuda or mps."""
+    """Seed of the random generator that shuffles and samples batches."""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
             )
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise ConfigError("--lr must be positive")
-        if self.num_neg < 1:
-            raise ConfigError("--num-neg must be at least 1")
+        if self.epochs < 1:
+            raise ConfigError("epochs must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, not {self.lr}")
         if not 0 < self.lr_decay <= 1:
-            raise ConfigError("--lr-decay must lie in (0, 1]")
+            raise ConfigError("lr_decay must lie in (0, 1]")
 
 
 OPTIMIZERS = {
@@ -66,23 +60,6 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "adagrad": torch.optim.Adagrad,
 }
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """The device to train on: CUDA if available, then Apple's MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ConfigError(f"unknown device {name!r}; choose from auto, cpu, cuda, mps")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps asked for, but MPS is not available")
-    return torch.device(name)
 
 
 class Task(Protocol):
@@ -122,6 +99,38 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     )
 
 
+class _Best:
+    """The best validated epoch so far and a copy of the model's state then."""
+
+    def __init__(self, higher_is_better: bool):
+        self.higher_is_better = higher_is_better
+        self.value, self.state, self.epoch = None, None, 0
+
+    def offer(self, value: float, epoch: int, model: torch.nn.Module) -> None:
+        better = self.value is None or (
+            value > self.value if self.higher_is_better else value < self.value)
+        if better:
+            self.value, self.epoch = value, epoch
+            self.state = copy.deepcopy(model.state_dict())
+
+
+def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator) -> float:
+    """One pass of minibatch steps over the task's batches; returns the mean batch loss."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
+    total, steps = 0.0, 0
+    for batch in task.batches(generator):
+        loss = task.loss(model, batch)
+        for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
+            p.grad = None
+        loss.backward()
+        optimizer.step()
+        total = total + loss.detach()
+        steps += 1
+    return float(total) / max(steps, 1)
+
+
 def fit(
     model: torch.nn.Module,
     task: Task,
@@ -149,72 +158,63 @@ def fit(
         return []  # nothing to learn (e.g. popularity)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max" if task.higher_is_better else "min", factor=config.lr_decay,
-        patience=0, threshold=0.0,
-    ) if config.lr_decay < 1 else None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    plateau = _plateau(optimizer, task, config)
     history: list[dict] = []
-    best_value, best_state, best_epoch = None, None, 0
-    if validate_start:
+    best = _Best(task.higher_is_better)
+    if validate_start:  # the starting point is epoch 0, without a loss
         model.eval()
-        record = {"epoch": 0, **task.validate(model)}
-        if task.monitor in record:
-            history.append(record)
-            best_value, best_state = record[task.monitor], copy.deepcopy(model.state_dict())
-            if plateau is not None:
-                plateau.step(best_value)
+        history.append({"epoch": 0, **task.validate(model)})
+        _judge(history, task, best, plateau, model)
     for callback in callbacks:
         callback.on_train_begin(model, config)
-
     for epoch in range(1, config.epochs + 1):
         if epoch <= len(lr_schedule):
             for group in optimizer.param_groups:
                 group["lr"] = lr_schedule[epoch - 1]
         rate = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
-        model.train()
-        total, steps = 0.0, 0
-        for batch in task.batches(generator):
-            loss = task.loss(model, batch)
-            for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
-                p.grad = None
-            loss.backward()
-            optimizer.step()
-            total = total + loss.detach()
-            steps += 1
-        train_loss = float(total) / max(steps, 1)
-        if not torch.isfinite(torch.tensor(train_loss)):
+        train_loss = train_epoch(model, task, optimizer, generator)
+        if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"training loss became {train_loss} in epoch {epoch}; try a lower --lr"
             )
-        seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "loss": train_loss, "seconds": seconds}
+        record = {"epoch": epoch, "loss": train_loss, "seconds": time.perf_counter() - start}
         if plateau is not None or lr_schedule:
             record["lr"] = rate
-        record.update(task.validate(model))
-        history.append(record)
-
-        value = record.get(task.monitor)
-        if value is not None and plateau is not None:
-            plateau.step(value)  # sets the rate of the next epoch
-        if value is not None:
-            improved = best_value is None or (
-                value > best_value if task.higher_is_better else value < best_value
-            )
-            if improved:
-                best_value, best_epoch = value, epoch
-                best_state = copy.deepcopy(model.state_dict())
+        history.append({**record, **task.validate(model)})
+        validated = _judge(history, task, best, plateau, model)
         for callback in callbacks:
-            callback.on_epoch_end(record, model)
-        if value is not None and config.patience and epoch - best_epoch >= config.patience:
+            callback.on_epoch_end(history[-1], model)
+        if validated and config.patience and epoch - best.epoch >= config.patience:
             break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best.state is not None:
+        model.load_state_dict(best.state)
     for callback in callbacks:
         callback.on_train_end(history)
     return history
+
+
+def _plateau(optimizer, task: Task, config: TrainConfig):
+    """The scheduler that scales the rate after an epoch without improvement, if any."""
+    if config.lr_decay >= 1:
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max" if task.higher_is_better else "min", factor=config.lr_decay,
+        patience=0, threshold=0.0)
+
+
+def _judge(history: list[dict], task: Task, best: _Best, plateau, model) -> bool:
+    """Offer the latest epoch as the best and step the scheduler; False when the task has
+    no validation data (an unvalidated epoch 0 is then dropped from the history)."""
+    value = history[-1].get(task.monitor)
+    if value is None:
+        if history[-1]["epoch"] == 0:
+            history.pop()
+        return False
+    if plateau is not None:
+        plateau.step(value)  # sets the rate of the next epoch
+    best.offer(value, history[-1]["epoch"], model)
+    return True
 
 
 def best_epoch(history: list[dict], monitor: str, higher_is_better: bool) -> int:

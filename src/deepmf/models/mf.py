@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepmf.models.base import Recommender, column, embedding, mlp, row_norms, split_linear
+from deepmf.models.base import Recommender
+from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
 
 
 class MF(Recommender):
@@ -110,7 +111,7 @@ class DeepMF(Recommender):
     ):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
-        layers = tuple(int(x) for x in layers)
+        layers = layer_sizes("layers", layers) if layers else ()
         self.model_args = dict(
             n_users=n_users, n_items=n_items, dim=dim, layers=list(layers), dropout=dropout,
             global_mean=float(global_mean),

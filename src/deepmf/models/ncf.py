@@ -1,4 +1,4 @@
-"""Neural collaborative filtering (He et al., WWW 2017): GMF, MLP, NeuMF; and ItemPop.
+"""Neural collaborative filtering (He et al., WWW 2017): GMF, MLP and NeuMF.
 
 All output logits; ``σ(logit)`` is the predicted probability of an interaction.
 """
@@ -9,9 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepmf.data import Interactions
-from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender, embedding, linear_rows, mlp, row_norms, tower_scores
+from deepmf.models.base import Recommender
+from deepmf.models.layers import (
+    embedding,
+    layer_sizes,
+    linear_rows,
+    mlp,
+    row_norms,
+    tower_scores,
+)
 
 
 class GMF(Recommender):
@@ -71,10 +77,7 @@ class MLP(Recommender):
     def __init__(self, n_users: int, n_items: int, dim: int = 8,
                  layers: tuple[int, ...] | None = None, dropout: float = 0.0):
         super().__init__()
-        layers = tuple(int(x) for x in layers) if layers else default_layers(dim)
-        if len(layers) < 2 or layers[0] % 2:
-            raise ConfigError("--layers for mlp/neumf: an even concatenation size and at "
-                              "least one hidden layer, e.g. 64,32,16,8")
+        layers = layer_sizes("layers", layers, concat=True) if layers else default_layers(dim)
         self.n_users, self.n_items = n_users, n_items
         self.model_args = dict(n_users=n_users, n_items=n_items, dim=dim, layers=list(layers),
                                dropout=dropout)
@@ -175,25 +178,3 @@ class NeuMF(Recommender):
 
     def item_vectors(self):
         return self.gmf.item_embedding.weight
-
-
-class ItemPop(Recommender):
-    """Popularity: every user gets the items with the most training interactions first.
-
-    Not trained; the floor any personalised model must clear.
-    """
-
-    def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None):
-        super().__init__()
-        self.n_users, self.n_items = n_users, n_items
-        self.model_args = dict(n_users=n_users, n_items=n_items)
-        counts = torch.zeros(n_items)
-        if interactions is not None:
-            counts = torch.as_tensor(interactions.item_counts, dtype=torch.float32)
-        self.register_buffer("counts", counts)
-
-    def forward(self, users, items):
-        return self.counts[items]
-
-    def score_all(self, users):
-        return self.counts.expand(len(users), -1)

@@ -1,4 +1,4 @@
-"""Downloading MovieLens zips from GroupLens: streamed, MD5-checked, extracted safely."""
+"""Downloading data zips: streamed, MD5-checked, extracted safely. Knows no dataset names."""
 
 from __future__ import annotations
 
@@ -98,31 +98,30 @@ def safe_extract(archive: Path, target: Path) -> None:
         raise DataError(f"{archive}: not a valid zip file ({_one_line(exc)})") from None
 
 
-def ensure_dataset(name: str, cache_dir, *, places: Sequence[Path] = (),
-                   opener=urllib.request.urlopen, progress: bool = True) -> Path:
-    """Download and unpack the MovieLens release ``name`` into ``cache_dir``; return its folder.
+def ensure_release(url: str, md5: str | None, cache_dir, folder: str, required: str, *,
+                   places: Sequence[Path] = (), opener=urllib.request.urlopen,
+                   progress: bool = True) -> Path:
+    """Download the zip at ``url`` and unpack its top folder ``folder`` into ``cache_dir``.
 
-    Extraction goes to a temporary folder first, so a failure leaves no half-written data.
+    Nothing is fetched when ``cache_dir/folder/required`` already exists. Extraction goes to
+    a temporary folder first and the zip must hold ``folder/required``, so a failure leaves
+    no half-written data. Returns ``cache_dir/folder``.
     """
-    from deepmf.readers import MOVIELENS
-
-    fmt = MOVIELENS[name]
     cache_dir = Path(cache_dir)
-    folder = cache_dir / fmt.folder
-    if (folder / fmt.ratings).is_file():
-        return folder
-    archive = cache_dir / f"{name}.zip"
-    fetch(fmt.url, archive, fmt.md5, opener=opener, progress=progress,
-          places=list(places) or [cache_dir])
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=cache_dir))
+    target = cache_dir / folder
+    if (target / required).is_file():
+        return target
+    archive = cache_dir / f"{folder}.zip"
+    fetch(url, archive, md5, opener=opener, progress=progress, places=list(places) or [cache_dir])
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder}.", dir=cache_dir))
     try:
         safe_extract(archive, staging)
-        if not (staging / fmt.folder / fmt.ratings).is_file():
-            raise DataError(f"{fmt.url}: zip has no {fmt.folder}/{fmt.ratings}")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging / fmt.folder, folder)
+        if not (staging / folder / required).is_file():
+            raise DataError(f"{url}: zip has no {folder}/{required}")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         archive.unlink(missing_ok=True)
-    return folder
+    return target

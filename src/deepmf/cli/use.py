@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deepmf.cli import app, err
+from deepmf.cli.app import app, err
 from deepmf.errors import DeepMFError
 
 
@@ -43,7 +43,7 @@ def recommend(
     data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
 ):
     """Top-K items for one user of a trained run, seen items left out."""
-    from deepmf.recommend import TrainedModel, UnknownIdError
+    from deepmf.experiment.trained import TrainedModel, UnknownIdError
 
     if fallback not in (None, "popular"):
         raise DeepMFError(f"--fallback must be 'popular' (got {fallback!r})")

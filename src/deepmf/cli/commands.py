@@ -1,9 +1,8 @@
-"""The ``deepmf`` command line: thin shells over the library, errors as one line + exit 2."""
+"""``deepmf train``, ``evaluate``, ``compare`` and ``datasets``: thin shells over the library."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import fields
 from typing import Optional
 
@@ -11,13 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepmf.cli.app import app, err
 from deepmf.errors import DeepMFError
-
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="Matrix-factorization recommenders, classic and deep, on PyTorch.",
-)
-err = Console(stderr=True)
 
 
 def _layers(text: str | None):
@@ -60,6 +54,8 @@ def train(
     valid_fraction: Optional[float] = typer.Option(None),
     k: Optional[int] = typer.Option(None, min=1, help="cut-off of the ranking metrics"),
     min_rating: Optional[float] = typer.Option(None, help="implicit: keep ratings >= this"),
+    sample_users: Optional[int] = typer.Option(None, help="keep N random users (seeded) and "
+                                                          "all their rows: a quick first run"),
     pretrain: Optional[str] = typer.Option(None, help="RUN_A,RUN_B to initialise from"),
     data_dir: Optional[str] = typer.Option(None, help="where datasets are looked up first"),
     sep: Optional[str] = typer.Option(None, help="delimiter of a log file"),
@@ -72,9 +68,9 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
-    from deepmf.config import LAYER_FIELDS, RunConfig, read_config
+    from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
+    from deepmf.experiment.run import train_run
     from deepmf.progress import ProgressBar
-    from deepmf.rundir import train_run
 
     flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
     for name in LAYER_FIELDS:
@@ -96,7 +92,7 @@ def evaluate(
     data_dir: Optional[str] = typer.Option(None),
 ):
     """Reload a run's checkpoints and score them on its test data again."""
-    from deepmf.rundir import evaluate_run
+    from deepmf.experiment.run import evaluate_run
 
     if protocol not in (None, "sampled", "full"):
         raise DeepMFError("--protocol must be sampled or full")
@@ -125,8 +121,8 @@ def compare(
     import time
     from pathlib import Path
 
-    from deepmf.compare import compare as run_compare
-    from deepmf.config import RunConfig
+    from deepmf.experiment.compare import compare as run_compare
+    from deepmf.experiment.config import RunConfig
     from deepmf.progress import ProgressBar
 
     config = RunConfig(dataset=dataset, split=split, task=task, epochs=epochs, seed=seed,
@@ -153,37 +149,3 @@ def datasets(data_dir: Optional[str] = typer.Option(None)):
     for entry in known_datasets(data_dir):
         table.add_row(entry["name"], entry["found"] or "[dim]not found[/]", entry["description"])
     Console().print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; user errors become one line on stderr and exit code 2."""
-    command = typer.main.get_command(app)
-    try:
-        command.main(args=argv, prog_name="deepmf", standalone_mode=False)
-    except typer.Exit as done:
-        return done.exit_code
-    except typer.Abort:
-        print("deepmf: aborted", file=sys.stderr)
-        return 130
-    except typer.TyperException as error:  # usage errors: unknown flag, bad value...
-        message = error.format_message() if hasattr(error, "format_message") else str(error)
-        print(f"deepmf: error: {' '.join(message.split())}", file=sys.stderr)
-        return 2
-    except DeepMFError as error:
-        print(f"deepmf: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("deepmf: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-def run() -> None:
-    """Console-script wrapper: exit with :func:`main`'s code."""
-    sys.exit(main())
-
-
-from deepmf import cli_use  # noqa: E402,F401  (registers recommend and serve on app)
-
-if __name__ == "__main__":
-    run()

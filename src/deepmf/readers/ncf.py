@@ -10,7 +10,7 @@ import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
-from deepmf.readers_text import check_file, fail, read_fields
+from deepmf.readers._delimited import check_file, fail, read_fields
 
 SUFFIXES = (".train.rating", ".test.rating", ".test.negative")
 _PAIR = re.compile(r"^\((\d+),(\d+)\)$")

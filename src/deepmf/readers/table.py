@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from deepmf.errors import ConfigError, DataError
-from deepmf.readers_text import check_file, count_bytes, fail, locate_error, split_fields
+from deepmf.readers._delimited import check_file, count_bytes, fail, locate_error, split_fields
 
 #: Column names tried, case-insensitively, when a file has a header and no column is named.
 COMMON_NAMES = {
@@ -21,16 +22,25 @@ COMMON_NAMES = {
 SUFFIX_SEPS = {".csv": ",", ".tsv": "\t"}
 
 
-def read_log(
-    path: Path,
-    *,
-    sep: str | None = None,
-    user_col: str | None = None,
-    item_col: str | None = None,
-    rating_col: str | None = None,
-    time_col: str | None = None,
-    header: bool | None = None,
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TableFormat:
+    """How to read a log file; every field None means "work it out from the file".
+
+    Attributes:
+        sep: field delimiter (default: by suffix, else sniffed).
+        user_col, item_col, rating_col, time_col: header names or 0-based positions as text.
+        header: whether the first line names the columns (default: guessed).
+    """
+
+    sep: str | None = None
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    time_col: str | None = None
+    header: bool | None = None
+
+
+def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
     """Columns ``user``, ``item`` and, where present, ``rating`` (float32), ``timestamp`` (int64).
 
     Columns are header names (``header=True``) or 0-based positions given as strings
@@ -40,7 +50,9 @@ def read_log(
     and item columns are named, rating and time columns are read only if named too.
     """
     check_file(path)
-    wanted = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": time_col}
+    sep, header = fmt.sep, fmt.header
+    wanted = {"user": fmt.user_col, "item": fmt.item_col, "rating": fmt.rating_col,
+              "timestamp": fmt.time_col}
     if path.suffix.lower() == ".parquet":
         return _read_parquet(path, wanted)
     first, second = _first_lines(path)

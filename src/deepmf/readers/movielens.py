@@ -1,13 +1,7 @@
-"""Reading data sets: MovieLens by name, the NCF/DeepCF files, any log file, synthetic data.
-
-Everything comes back as a :class:`~deepmf.data.Dataset` over dense ids. The MovieLens
-formats are described by one table, :data:`MOVIELENS` (the idea of Surprise's
-``BUILTIN_DATASETS``); adding a release is adding a row.
-"""
+"""MovieLens releases: one table of formats (adding a release is adding a row) and their parsers."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +10,9 @@ import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
-from deepmf.readers_log import read_log
-from deepmf.readers_ncf import ncf_files, read_ncf
-from deepmf.readers_synthetic import parse_synthetic, synthetic
-from deepmf.readers_text import check_file, read_fields
+from deepmf.readers._delimited import check_file, read_fields
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
-LOG_SUFFIXES = (".csv", ".tsv", ".dat", ".txt", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -90,28 +80,6 @@ MOVIELENS: dict[str, MovieLensFormat] = {
         "6b51fb2759a8657d3bfcbfc42b592ada",
     ),
 }
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/deepmf``, else ``~/.cache/deepmf``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "deepmf"
-
-
-def data_dirs(data_dir=None) -> list[Path]:
-    """Directories searched, in order: ``data_dir``, ``$DEEPMF_DATA_DIR``, the cache dir."""
-    dirs = [data_dir, os.environ.get("DEEPMF_DATA_DIR") or None, cache_dir()]
-    return [Path(d).expanduser() for d in dirs if d is not None]
-
-
-def find_movielens(name: str, data_dir=None) -> Path | None:
-    """The folder holding ``name``'s ratings file, or None."""
-    fmt = MOVIELENS[name]
-    for root in data_dirs(data_dir):
-        for folder in dict.fromkeys((name, fmt.folder)):
-            if (root / folder / fmt.ratings).is_file():
-                return root / folder
-    return None
 
 
 def read_ratings(path, fmt: MovieLensFormat) -> pd.DataFrame:
@@ -194,100 +162,3 @@ def _encode(path: Path, fmt, users: Vocabulary, items: Vocabulary) -> Interactio
         raise DataError(f"{path}: line {row + 1}: user or item not in {fmt.ratings}")
     return Interactions(user_codes, item_codes, frame["rating"].to_numpy(),
                         frame["timestamp"].to_numpy(), len(users), len(items))
-
-
-def _read_file(path: Path, **options) -> Dataset:
-    frame = read_log(path, **options)
-    users, user_codes = Vocabulary.from_values(frame["user"].to_numpy())
-    items, item_codes = Vocabulary.from_values(frame["item"].to_numpy())
-    ratings = frame["rating"].to_numpy() if "rating" in frame else None
-    times = frame["timestamp"].to_numpy() if "timestamp" in frame else None
-    log = Interactions(user_codes, item_codes, ratings, times, len(users), len(items))
-    span = None if ratings is None else (float(ratings.min()), float(ratings.max()))
-    return Dataset(path.name, log, users, items, rating_range=span, source=str(path))
-
-
-def _places(data_dir) -> str:
-    return ", ".join(str(d) for d in data_dirs(data_dir))
-
-
-def load_dataset(
-    spec: str,
-    data_dir=None,
-    *,
-    sep: str | None = None,
-    user_col: str | None = None,
-    item_col: str | None = None,
-    rating_col: str | None = None,
-    time_col: str | None = None,
-    header: bool | None = None,
-    download: bool = True,
-) -> Dataset:
-    """Load a data set by name (``ml-100k``...), ``ncf:PATH/NAME``, file path or ``synthetic:...``.
-
-    Named sets and relative NCF paths are looked up in ``data_dir``, ``$DEEPMF_DATA_DIR``
-    and the cache dir, in that order; MovieLens sets are then downloaded into the cache dir
-    unless ``download=False``. Column options apply to file paths only.
-    """
-    if spec in MOVIELENS:
-        folder = find_movielens(spec, data_dir)
-        if folder is None:
-            if not download:
-                raise DataError(
-                    f"dataset {spec} not found (looked for {spec}/{MOVIELENS[spec].ratings} "
-                    f"in: {_places(data_dir)}) and downloading is off"
-                )
-            from deepmf.download import ensure_dataset
-
-            folder = ensure_dataset(spec, cache_dir(), places=data_dirs(data_dir))
-        return read_movielens(spec, folder)
-    if spec.startswith("ncf:"):
-        return read_ncf(_find_ncf(spec[4:], data_dir))
-    if spec.startswith("synthetic:"):
-        return synthetic(**parse_synthetic(spec[len("synthetic:"):]))
-    path = Path(spec).expanduser()
-    candidates = [path]
-    if not path.is_absolute():
-        candidates += [d / path for d in data_dirs(data_dir)]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        if path.suffix.lower() in LOG_SUFFIXES or os.sep in spec:
-            raise DataError(f"{spec}: no such file (also looked in: {_places(data_dir)})")
-        raise DataError(
-            f"unknown dataset {spec!r}; choose from {', '.join(MOVIELENS)}, ncf:PATH/NAME, "
-            "synthetic:users=U,items=I,interactions=N, or give a file path"
-        )
-    return _read_file(found, sep=sep, user_col=user_col, item_col=item_col,
-                      rating_col=rating_col, time_col=time_col, header=header)
-
-
-def _find_ncf(base: str, data_dir) -> Path:
-    given = Path(base).expanduser()
-    candidates = [given] + ([d / given for d in data_dirs(data_dir)]
-                            if not given.is_absolute() else [])
-    for candidate in candidates:
-        if ncf_files(candidate)[0].is_file():
-            return candidate
-    raise DataError(
-        f"NCF dataset {base}: no {given.name}.train.rating at {given} or under: "
-        f"{_places(data_dir)}"
-    )
-
-
-def known_datasets(data_dir=None) -> list[dict]:
-    """Named data sets and NCF sets found on disk: ``name``, ``description``, ``found``."""
-    rows = []
-    for name, fmt in MOVIELENS.items():
-        folder = find_movielens(name, data_dir)
-        rows.append({"name": name, "description": fmt.description,
-                     "found": None if folder is None else str(folder)})
-    seen = set()
-    for root in data_dirs(data_dir):
-        for train in sorted((root / "deepcf").glob("*.train.rating")):
-            base = train.parent / train.name[: -len(".train.rating")]
-            if base.resolve() in seen:
-                continue
-            seen.add(base.resolve())
-            rows.append({"name": f"ncf:{base}", "found": str(base),
-                         "description": f"NCF/DeepCF leave-one-out files {base.name}"})
-    return rows

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import tomllib
 
 from deepmf.errors import ConfigError
-from deepmf.train import TrainConfig
+from deepmf.readers.table import TableFormat
 
 MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout")
 """Settings that become model constructor keywords."""
@@ -22,8 +23,9 @@ class RunConfig:
     model: str = "biased-mf"
     dataset: str = "ml-100k"
     split: str | None = None
-    """None: the dataset's own split (``given`` for NCF files, ``u1`` for ml-100k), else
-    ``loo`` for the implicit task and ``random:0.2`` for the explicit one."""
+    """None: ``given`` for data that ships its own split (the NCF files), else ``loo`` for
+    the implicit task, and for the explicit one ``u1`` where the data has ml-100k's
+    official folds, else ``random:0.2``."""
     task: str | None = None
     """explicit or implicit; None picks by model and data."""
     data_dir: str | None = None
@@ -57,7 +59,11 @@ class RunConfig:
     """valid (honest default) or test (the papers' protocol: best epoch on test)."""
     k: int = 10
     min_rating: float | None = None
+    """Implicit task: keep only ratings at or above this as positives."""
+    sample_users: int | None = None
+    """Keep this many randomly chosen users (seeded) and all their rows, before the split."""
     pretrain: str | None = None
+    """``RUN_A,RUN_B``: initialise a composite model from two trained runs."""
     # generic log columns
     sep: str | None = None
     user_col: str | None = None
@@ -82,21 +88,20 @@ class RunConfig:
             raise ConfigError("--valid-fraction must lie strictly between 0 and 1")
         if self.k < 1:
             raise ConfigError("--k must be at least 1")
-        for name in LAYER_FIELDS:
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, not {self.lr}")
+        for name in LAYER_FIELDS:  # their sizes are the models' to check
             sizes = getattr(self, name)
             if sizes is not None:
-                if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1
-                           for x in sizes):
-                    raise ConfigError(f"--{name.replace('_', '-')} must be positive whole "
-                                      f"numbers, not {list(sizes)}")
+                if not all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
+                    raise ConfigError(f"--{name.replace('_', '-')} must be whole numbers, "
+                                      f"not {list(sizes)}")
                 object.__setattr__(self, name, tuple(sizes))
 
-    def train_config(self, defaults: dict) -> TrainConfig:
-        """The trainer's settings: set values here, else the model's defaults, else global."""
-        names = {f.name for f in fields(TrainConfig)}
-        values = {k: v for k, v in defaults.items() if k in names}
-        values.update({n: getattr(self, n) for n in names if getattr(self, n) is not None})
-        return TrainConfig(**values)
+    def table_format(self) -> TableFormat:
+        """How to read the dataset when it is a log file."""
+        return TableFormat(self.sep, self.user_col, self.item_col, self.rating_col,
+                           self.time_col)
 
     def to_toml(self) -> str:
         lines = []
@@ -106,12 +111,10 @@ class RunConfig:
             lines.append(f"{key} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 
-    def merged(self, **overrides) -> "RunConfig":
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
 
 BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
-          ("patience", 0, None))
+          ("patience", 0, None), ("epochs", 1, None), ("batch_size", 1, None),
+          ("num_neg", 1, None), ("sample_users", 1, None))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
 _KINDS = {  # annotation: the Python types it accepts, and how an error names them

@@ -60,38 +60,16 @@ def synthetic(
         raise ConfigError("synthetic users, items and interactions must be positive")
     clusters = max(1, min(clusters, items, users))
     rng = np.random.default_rng(seed)
-    weight = 1.0 / np.arange(1, items + 1) ** zipf
-    weight = weight[rng.permutation(items)]  # popularity of item i
-    item_group = rng.integers(0, clusters, items)
-    order = np.argsort(item_group, kind="stable")  # items grouped by cluster
-    cum = np.cumsum(weight[order])
-    bounds = np.searchsorted(item_group[order], np.arange(clusters + 1))
-    low = np.concatenate([[0.0], cum])[bounds[:-1]]  # cumulative weight before each group
-    high = np.concatenate([[0.0], cum])[bounds[1:]]
-    empty = high <= low
-    low[empty], high[empty] = 0.0, cum[-1]  # an empty group falls back to all items
-
+    popularity = _Popularity(rng, items, clusters, zipf)
     user_group = rng.integers(0, clusters, users)
     activity = rng.pareto(2.0, users) + 1.0
     user_cdf = np.cumsum(activity / activity.sum())
     row_users = np.minimum(np.searchsorted(user_cdf, rng.random(interactions)), users - 1)
-    groups = user_group[row_users]
-    in_group = rng.random(interactions) < affinity
-    start = np.where(in_group, low[groups], 0.0)
-    width = np.where(in_group, high[groups] - low[groups], cum[-1])
-    del groups
-    target = start + rng.random(interactions) * width
-    del start, width
-    row_items = order[np.minimum(np.searchsorted(cum, target, side="right"), items - 1)]
-    del target
+    row_items = popularity.draw(rng, user_group[row_users], affinity)
     values = None
     if ratings:
-        user_bias = rng.normal(0.0, 0.4, users).astype(np.float32)
-        item_bias = rng.normal(0.0, 0.4, items).astype(np.float32)
-        liked = item_group[row_items] == user_group[row_users]
-        score = 2.6 + 1.4 * liked + user_bias[row_users] + item_bias[row_items]
-        score += rng.normal(0.0, 0.5, interactions).astype(np.float32)
-        values = np.clip(np.rint(score), 1, 5).astype(np.float32)
+        liked = popularity.group[row_items] == user_group[row_users]
+        values = _ratings(rng, users, items, row_users, row_items, liked)
     log = Interactions(row_users.astype(np.int64), row_items.astype(np.int64), values, None,
                        users, items)
     return Dataset(
@@ -102,3 +80,40 @@ def synthetic(
         rating_range=(1.0, 5.0) if ratings else None,
         source="synthetic",
     )
+
+
+class _Popularity:
+    """Zipf item popularity (``1 / rank**zipf``, ranks shuffled), items in taste groups."""
+
+    def __init__(self, rng: np.random.Generator, items: int, clusters: int, zipf: float):
+        weight = 1.0 / np.arange(1, items + 1) ** zipf
+        weight = weight[rng.permutation(items)]  # popularity of item i
+        self.group = rng.integers(0, clusters, items)
+        self.order = np.argsort(self.group, kind="stable")  # items grouped by cluster
+        self.cum = np.cumsum(weight[self.order])
+        bounds = np.searchsorted(self.group[self.order], np.arange(clusters + 1))
+        edges = np.concatenate([[0.0], self.cum])
+        self.low, self.high = edges[bounds[:-1]], edges[bounds[1:]]  # each group's weight span
+        empty = self.high <= self.low
+        self.low[empty], self.high[empty] = 0.0, self.cum[-1]  # empty group: all items
+
+    def draw(self, rng: np.random.Generator, groups: np.ndarray, affinity: float) -> np.ndarray:
+        """One item per row: by popularity within the row's group with probability
+        ``affinity``, else among all items."""
+        n = len(groups)
+        in_group = rng.random(n) < affinity
+        start = np.where(in_group, self.low[groups], 0.0)
+        width = np.where(in_group, self.high[groups] - self.low[groups], self.cum[-1])
+        target = start + rng.random(n) * width
+        del start, width
+        index = np.minimum(np.searchsorted(self.cum, target, side="right"), len(self.cum) - 1)
+        return self.order[index]
+
+
+def _ratings(rng, users: int, items: int, row_users, row_items, liked) -> np.ndarray:
+    """1..5 ratings: higher in the user's taste group, plus user and item biases and noise."""
+    user_bias = rng.normal(0.0, 0.4, users).astype(np.float32)
+    item_bias = rng.normal(0.0, 0.4, items).astype(np.float32)
+    score = 2.6 + 1.4 * liked + user_bias[row_users] + item_bias[row_items]
+    score += rng.normal(0.0, 0.5, len(row_users)).astype(np.float32)
+    return np.clip(np.rint(score), 1, 5).astype(np.float32)

@@ -1,0 +1,74 @@
+"""Per-model defaults ("recipes"): what a run uses for every setting the user leaves unset.
+
+The measurements behind each value are in the README's results and in ``benchmarks/``;
+the short notes here say only what each recipe is for.
+"""
+
+from __future__ import annotations
+
+TRAINING = dict(epochs=30, batch_size=1024, lr=0.005, optimizer="adam", weight_decay=0.0,
+                reg=0.0, num_neg=4, patience=5, lr_decay=1.0)
+"""Training settings of every run unless its recipe or the user says otherwise."""
+
+EXPLICIT: dict[str, dict] = {
+    # Biased MF with per-row L2 and early stopping (then a refit on train + validation).
+    "mf": dict(dim=64, epochs=80, batch_size=1024, lr=0.005, reg=0.1, patience=5),
+    "biased-mf": dict(dim=64, epochs=80, batch_size=1024, lr=0.005, reg=0.1, patience=5),
+    "deepmf": dict(dim=32, layers=(64, 32), dropout=0.2, epochs=80, batch_size=1024,
+                   lr=0.005, reg=0.1, patience=5),
+}
+"""Recipes for rating prediction, by model."""
+
+IMPLICIT: dict[str, dict] = {
+    "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=3),
+    # The tuned dot product of Rendle et al. (2020): biases, 128 factors, L2, 8 negatives.
+    "biased-mf": dict(dim=128, epochs=40, batch_size=16384, lr=0.003, num_neg=8, reg=0.003,
+                      patience=4, lr_decay=0.5),
+    # The MLP tower keeps improving with four times the steps of GMF's batch.
+    "mlp": dict(dim=8, epochs=30, batch_size=4096, lr=0.004, num_neg=4, patience=4),
+    # Fine-tuning from trained parts starts at the average of their logits; Adam moves
+    # every weight by about lr a step, so the step must be small to keep that start.
+    "neumf+pretrain": dict(dim=8, epochs=10, batch_size=16384, lr=0.00003, num_neg=4,
+                           patience=3),
+    # DeepCF models: each step runs the towers over nearly every user and item, so large
+    # batches (few steps per epoch) with a higher learning rate train fastest on a CPU.
+    "dmf": dict(epochs=20, batch_size=65536, lr=0.005, num_neg=4, patience=3),
+    "cfnet-ml": dict(epochs=30, batch_size=65536, lr=0.005, num_neg=4, patience=4,
+                     lr_decay=0.5),
+    "cfnet": dict(epochs=20, batch_size=65536, lr=0.001, num_neg=4, patience=3),
+    # Fine-tuned with plain SGD, as Deng et al. do: Adam drifts away from the parts' start.
+    "cfnet+pretrain": dict(epochs=10, batch_size=65536, lr=0.01, num_neg=4, patience=3,
+                           optimizer="sgd"),
+}
+"""Recipes for top-K ranking, by model (``NAME+pretrain``: fine-tuning from trained parts)."""
+
+IMPLICIT_DEFAULT = dict(dim=8, epochs=30, batch_size=16384, lr=0.015, num_neg=4, patience=3)
+"""NCF models (gmf, mlp, neumf): few large batches at a higher learning rate than NCF's
+(256 and 0.001) reach the same hit rate per epoch in a fraction of the steps."""
+
+MIN_STEPS = 64
+"""Fewest optimizer steps an implicit epoch should take with a recipe's batch size."""
+
+
+def recipe(model: str, task: str, *, pretrain: bool = False, n_train: int | None = None,
+           num_neg: int | None = None) -> dict:
+    """The model's defaults for this task, fitted to a training log of ``n_train`` pairs.
+
+    The implicit recipes were tuned on ml-1m (a million positives); on a small log their
+    large batches would leave a handful of steps an epoch, so the batch is halved (down
+    to 256 at least) until an epoch of ``n_train × (1 + num_neg)`` samples takes at least
+    ``MIN_STEPS`` steps, the learning rate kept.
+    """
+    if task == "explicit":
+        return EXPLICIT.get(model, EXPLICIT["biased-mf"])
+    if pretrain and f"{model}+pretrain" in IMPLICIT:
+        defaults = IMPLICIT[f"{model}+pretrain"]
+    else:
+        defaults = IMPLICIT.get(model, IMPLICIT_DEFAULT)
+    if n_train:
+        samples = n_train * (1 + (num_neg or defaults["num_neg"]))
+        batch = defaults["batch_size"]
+        while batch > 256 and samples < MIN_STEPS * batch:
+            batch //= 2
+        defaults = {**defaults, "batch_size": batch}
+    return defaults

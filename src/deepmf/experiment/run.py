@@ -1,0 +1,177 @@
+"""Training runs: one split fitted and scored, and the whole run from config to directory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepmf.checkpoint import load_checkpoint
+from deepmf.data import Interactions
+from deepmf.device import resolve_device
+from deepmf.errors import ConfigError, DataError
+from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
+from deepmf.experiment.config import RunConfig
+from deepmf.experiment.plan import Plan, make_plan
+from deepmf.experiment.rundir import FoldResult, RunDir
+from deepmf.models import Recommender, build_model, model_class
+from deepmf.sampling import sample_test_negatives
+from deepmf.split import Split, validation_split
+from deepmf.tasks import RankingTask, RatingTask
+from deepmf.train import Callback, best_epoch, fit
+
+
+def train_run(config: RunConfig, callbacks: list[Callback] = ()) -> tuple[Path, dict]:
+    """Train and evaluate per ``config``; return the finished run directory and its metrics."""
+    plan = make_plan(config)
+    run = RunDir(config.out or RunDir.default_name(plan.config))
+    run.check_free()
+    results = [train_split(plan, s, list(callbacks)) for s in plan.splits]
+    metrics = summarize(plan.config, results)
+    run.write(plan.config, plan.dataset, results, metrics)
+    return run.path, metrics
+
+
+def train_split(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+    """Fit one model on one split, choosing its epochs on validation data (or on test
+    when ``select_on == "test"``), then score it on the split's test data."""
+    if plan.task == "explicit":
+        result = _fit_ratings(plan, split, callbacks)
+    else:
+        result = _fit_ranking(plan, split, callbacks)
+    seen = result.fit_data if result.extra_seen is None else \
+        result.fit_data.concat(result.extra_seen)
+    result.test = evaluate_split(result.model, plan, split, seen)
+    return result
+
+
+def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
+    torch.manual_seed(plan.config.seed)  # parameter initialisation only; training uses generators
+    return build_model(plan.config.model, fit_data, **plan.model_options()).to(device)
+
+
+def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+    c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
+    if c.select_on == "test":
+        fit_data, valid = split.train, split.test
+    else:
+        fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed)
+    model = _new_model(plan, fit_data, device)
+    rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size, device=device,
+                             reg=c.reg or 0.0, clip=plan.dataset.rating_range)
+    history = fit(model, rating_task, tconfig, callbacks)
+    chosen = best_epoch(history, rating_task.monitor, False)
+    extra_seen = None if c.select_on == "test" else valid
+    if c.refit:  # retrain on train + validation for the chosen number of epochs
+        fit_data, extra_seen = split.train, None
+        model = _new_model(plan, fit_data, device)
+        refit_task = RatingTask(fit_data, None, batch_size=c.batch_size, device=device,
+                                reg=c.reg or 0.0, clip=plan.dataset.rating_range)
+        rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
+        refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),
+                                                       patience=0),
+                            callbacks, lr_schedule=rates)  # the decay selection went through
+        history += [{**r, "phase": "refit"} for r in refit_history]
+    return FoldResult(split, model, fit_data, extra_seen, history, chosen)
+
+
+def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+    c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
+    if c.select_on == "test":
+        fit_data, valid, prefix = split.train, split.test, "test"
+        valid_negatives = test_negatives(plan, split)
+    else:
+        fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed,
+                                           per_user=True)
+        valid_negatives = sample_test_negatives(split.train, valid, 99, seed=c.seed)
+        prefix = "valid"
+    torch.manual_seed(c.seed)  # parameter initialisation only; training uses generators
+    model = make_model(plan, fit_data, split).to(device)
+    ranking_task = RankingTask(fit_data, valid, batch_size=c.batch_size or 1, device=device,
+                               num_neg=c.num_neg or 1, loss=c.loss or "bce", reg=c.reg or 0.0,
+                               valid_negatives=valid_negatives, k=c.k, prefix=prefix)
+    # A model built from trained parts is a candidate before fine-tuning, too.
+    history = fit(model, ranking_task, tconfig, callbacks, validate_start=bool(c.pretrain))
+    chosen = best_epoch(history, ranking_task.monitor, True)
+    extra_seen = None if c.select_on == "test" else valid
+    return FoldResult(split, model, fit_data, extra_seen, history, chosen)
+
+
+def make_model(plan: Plan, fit_data: Interactions, split: Split) -> Recommender:
+    """A fresh model, or one initialised from trained runs (``--pretrain A,B``)."""
+    c = plan.config
+    if not c.pretrain:
+        return build_model(c.model, fit_data, **plan.model_options())
+    parts = []
+    for run in c.pretrain.split(","):
+        folder = RunDir(run.strip()).checkpoint(split.name)
+        if not folder.is_dir():
+            raise DataError(f"--pretrain: {run.strip()} has no checkpoint for split {split.name}")
+        _, part, _ = load_checkpoint(folder)
+        if (part.n_users, part.n_items) != (fit_data.n_users, fit_data.n_items):
+            raise ConfigError(f"--pretrain: {run.strip()} was trained on other data")
+        parts.append(part)
+    return model_class(c.model).from_pretrained(*parts)
+
+
+def test_negatives(plan: Plan, split: Split) -> np.ndarray:
+    """The 99 negatives of each test row: the files' own, else drawn with a fixed seed."""
+    if plan.split_spec == "given" and plan.dataset.test_negatives is not None:
+        return plan.dataset.test_negatives
+    return sample_test_negatives(plan.dataset.interactions, split.test, 99,
+                                 seed=plan.config.seed)
+
+
+def evaluate_split(model, plan: Plan, split: Split, seen: Interactions) -> dict:
+    """Test metrics of one split: RMSE/MAE, or the sampled protocol plus ``full`` ranking."""
+    if plan.task == "explicit":
+        return evaluate_ratings(model, split.test, clip=plan.dataset.rating_range)
+    k = plan.config.k
+    metrics = evaluate_sampled(model, split.test, test_negatives(plan, split), k=k)
+    metrics["full"] = evaluate_full(model, seen, split.test, k=k)
+    return metrics
+
+
+def summarize(config: RunConfig, results: list[FoldResult]) -> dict:
+    """``metrics.json``: what was run, the chosen epochs, epoch times and test metrics."""
+    metrics = {
+        "model": config.model, "dataset": config.dataset, "split": config.split,
+        "task": config.task,
+        "selection": "test (paper protocol)" if config.select_on == "test" else "validation",
+        "best_epoch": results[0].best_epoch if len(results) == 1 else
+        int(round(np.mean([r.best_epoch for r in results]))),
+        "epoch_seconds": [round(r["seconds"], 4) for res in results for r in res.history
+                          if "seconds" in r],
+        "test": results[0].test,
+    }
+    if len(results) > 1:
+        metrics["folds"] = [{"split": r.split.name, "best_epoch": r.best_epoch, "test": r.test}
+                            for r in results]
+        metrics["test"] = mean_metrics([r.test for r in results])
+        metrics["test_std"] = mean_metrics([r.test for r in results], np.std)
+    return metrics
+
+
+def mean_metrics(entries: list[dict], reduce=np.mean) -> dict:
+    out = {}
+    for key, value in entries[0].items():
+        if isinstance(value, dict):
+            out[key] = mean_metrics([e[key] for e in entries], reduce)
+        else:
+            out[key] = float(reduce([e[key] for e in entries]))
+    return out
+
+
+def evaluate_run(run_dir: str | Path, *, k: int | None = None,
+                 data_dir: str | None = None) -> dict:
+    """Reload every checkpoint of a run and score it again on its test data."""
+    run = RunDir(run_dir)
+    config = run.load_config()
+    plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir))
+    tests = []
+    for split in plan.splits:
+        _, model, seen = load_checkpoint(run.checkpoint(split.name))
+        tests.append(evaluate_split(model, plan, split, seen))
+    return tests[0] if len(tests) == 1 else mean_metrics(tests)

@@ -1,0 +1,57 @@
+"""Resolving a run's settings once: defaults filled from recipes, unused settings refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepmf.data import Dataset, Interactions, Vocabulary
+from deepmf.errors import ConfigError
+from deepmf.experiment.config import RunConfig
+from deepmf.experiment.plan import check_settings, resolve, resolve_split
+from deepmf.experiment.recipes import EXPLICIT, IMPLICIT
+
+
+def dataset(given=None) -> Dataset:
+    log = Interactions(np.arange(4) % 2, np.arange(4), np.ones(4, np.float32))
+    return Dataset("x", log, Vocabulary(np.arange(2)), Vocabulary(np.arange(4)),
+                   given=given or {})
+
+
+@pytest.mark.parametrize("given, task, expected", [
+    ({"given": None}, "implicit", "given"), ({}, "implicit", "loo"),
+    ({"u1": None}, "explicit", "u1"), ({}, "explicit", "random:0.2"),
+])
+def test_default_split_rule(given, task, expected):
+    assert resolve_split(RunConfig(), dataset(given), task) == expected
+
+
+def test_resolved_config_fills_recipe_and_drops_what_is_unused():
+    explicit = resolve(RunConfig(model="biased-mf", task="explicit", split="u1", lr=0.01), 1000)
+    assert explicit.dim == EXPLICIT["biased-mf"]["dim"] and explicit.lr == 0.01
+    assert explicit.loss == "mse" and explicit.refit is True and explicit.num_neg is None
+    dmf = resolve(RunConfig(model="dmf", task="implicit", split="given"), 1_000_000)
+    assert dmf.reg is None  # dmf has no per-row penalty to weigh
+    assert dmf.batch_size == IMPLICIT["dmf"]["batch_size"] and dmf.loss == "bce"
+    assert dmf.layers is None and dmf.dim is None  # its model options stay the model's
+    pop = resolve(RunConfig(model="itempop", task="implicit", split="given"), 1000)
+    assert pop.epochs is None and pop.lr is None  # nothing to train
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(model="biased-mf", layers=(8, 4)), "--layers does not apply to model biased-mf"),
+    (dict(model="biased-mf", num_neg=4), "--num-neg does not apply"),
+    (dict(model="biased-mf", loss="bpr"), "the explicit task trains with mse"),
+    (dict(model="biased-mf", min_rating=4.0), "--min-rating applies to the implicit task"),
+    (dict(model="dmf", task="implicit", reg=0.1), "--reg does not apply to model dmf"),
+    (dict(model="gmf", task="implicit", refit=True), "--refit does not apply"),
+    (dict(model="gmf", task="implicit", loss="foo"), "unknown loss 'foo'"),
+    (dict(model="itempop", task="implicit", epochs=3), "--epochs does not apply"),
+    (dict(model="neumf", task="implicit", pretrain="a,b", dim=16), "its parts set it"),
+    (dict(model="biased-mf", task="implicit", pretrain="a,b"), "cannot be pre-trained"),
+    (dict(model="biased-mf", refit=True, select_on="test"), "no validation data"),
+])
+def test_settings_a_run_would_ignore_are_refused(settings, message):
+    config = RunConfig(**{"task": "explicit", **settings})
+    with pytest.raises(ConfigError, match=message):
+        check_settings(config)
