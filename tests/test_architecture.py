@@ -16,6 +16,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.errors": (),
     "deepmf.metrics": (),
     "deepmf.solve": (),
+    "deepmf.snapshot": (),
     "deepmf.data": LOW,
     "deepmf.device": LOW,
     "deepmf.losses": LOW,
@@ -33,7 +34,8 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.experiment": (*LOW, "deepmf.data", "deepmf.device", "deepmf.readers",
                           "deepmf.split", "deepmf.sampling", "deepmf.models", "deepmf.losses",
                           "deepmf.evaluate", "deepmf.tasks", "deepmf.train", "deepmf.solve",
-                          "deepmf.checkpoint", "deepmf.recommend", "deepmf.metrics"),
+                          "deepmf.checkpoint", "deepmf.recommend", "deepmf.metrics",
+                          "deepmf.snapshot"),
     "deepmf.serve": (*LOW, "deepmf.recommend", "deepmf.experiment"),
     "deepmf.cli": ("deepmf",),  # the face: anything below it
     "deepmf": ("deepmf",),  # __init__ re-exports lazily; __main__ runs the CLI

@@ -99,6 +99,14 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     )
 
 
+class LoopStore(Protocol):
+    """Where :func:`fit` keeps its state after every epoch, so a killed run can go on."""
+
+    def load(self) -> dict | None: ...
+
+    def save(self, state: dict) -> None: ...
+
+
 class _Best:
     """The best validated epoch so far and a copy of the model's state then."""
 
@@ -112,6 +120,48 @@ class _Best:
         if better:
             self.value, self.epoch = value, epoch
             self.state = copy.deepcopy(model.state_dict())
+
+
+class _Loop:
+    """Everything a run of :func:`fit` changes as it goes, restorable from a snapshot:
+    the model, the optimizer and its schedule, the random generators, the history."""
+
+    def __init__(self, model: torch.nn.Module, task: Task, config: TrainConfig):
+        self.model, self.done, self.epoch, self.history = model, False, 0, []
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.sweeps = getattr(model, "trainer", "sgd") == "sweep"
+        self.optimizer = None if self.sweeps else make_optimizer(model, config)
+        self.plateau = None if self.sweeps else _plateau(self.optimizer, task, config)
+        self.best = _Best(task.higher_is_better)
+
+    def state(self) -> dict:
+        part = lambda x: None if x is None else x.state_dict()  # noqa: E731
+        return {"epoch": self.epoch, "done": self.done, "history": self.history,
+                "model": self.model.state_dict(), "optimizer": part(self.optimizer),
+                "plateau": part(self.plateau), "generator": self.generator.get_state(),
+                "rng": torch.get_rng_state(), "best": {"value": self.best.value,
+                                                       "epoch": self.best.epoch,
+                                                       "state": self.best.state}}
+
+    def restore(self, state: dict) -> None:
+        self.epoch, self.done, self.history = state["epoch"], state["done"], state["history"]
+        self.model.load_state_dict(state["model"])
+        for part, saved in ((self.optimizer, state["optimizer"]),
+                            (self.plateau, state["plateau"])):
+            if part is not None:
+                part.load_state_dict(saved)
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        best = state["best"]
+        self.best.value, self.best.epoch, self.best.state = (best["value"], best["epoch"],
+                                                             best["state"])
+
+    def train_epoch(self, task: Task) -> dict:
+        """One epoch: the model's own sweep, or minibatch steps on the task's loss."""
+        if self.sweeps:
+            self.model.train()
+            return dict(self.model.sweep(task.train, self.generator))
+        return {"loss": train_epoch(self.model, task, self.optimizer, self.generator)}
 
 
 def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optimizer,
@@ -139,6 +189,7 @@ def fit(
     *,
     validate_start: bool = False,
     lr_schedule: Sequence[float] = (),
+    store: LoopStore | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``task``; return one record per epoch.
 
@@ -146,52 +197,64 @@ def fit(
     monitored metric multiplies the learning rate by ``config.lr_decay``, and when the
     metric has not improved for ``config.patience`` epochs training stops. The model ends
     with the parameters of its best epoch. Without validation data it trains all epochs.
+    Models whose ``trainer`` is ``"sweep"`` (alternating solvers, Gibbs samplers) run
+    their own ``sweep`` each epoch instead of minibatch steps; the rest is the same.
 
     ``validate_start`` also validates the model before any training, as epoch 0 (a record
     without loss), so a model that starts from trained parts is kept as it is when
     training only makes it worse; NCF's reference code selects among the same epochs.
     ``lr_schedule`` gives the learning rate of epochs 1, 2, ... (the rest keep the last),
     so a refit without validation data replays the decay its selection run went through.
+    With a ``store``, the loop's whole state is saved after every epoch and, if the store
+    holds one already, training continues from it exactly as if it had never stopped.
     """
     callbacks = list(callbacks)
-    if not any(p.requires_grad for p in model.parameters()):
+    trainer = getattr(model, "trainer", "sgd")
+    if trainer is None or (trainer == "sgd" and not any(p.requires_grad
+                                                        for p in model.parameters())):
         return []  # nothing to learn (e.g. popularity)
-    generator = torch.Generator().manual_seed(config.seed)
-    optimizer = make_optimizer(model, config)
-    plateau = _plateau(optimizer, task, config)
-    history: list[dict] = []
-    best = _Best(task.higher_is_better)
-    if validate_start:  # the starting point is epoch 0, without a loss
+    loop = _Loop(model, task, config)
+    saved = store.load() if store is not None else None
+    if saved is not None:
+        loop.restore(saved)
+    elif validate_start:  # the starting point is epoch 0, without a loss
         model.eval()
-        history.append({"epoch": 0, **task.validate(model)})
-        _judge(history, task, best, plateau, model)
+        loop.history.append({"epoch": 0, **task.validate(model)})
+        _judge(loop, task)
     for callback in callbacks:
         callback.on_train_begin(model, config)
-    for epoch in range(1, config.epochs + 1):
-        if epoch <= len(lr_schedule):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_schedule[epoch - 1]
-        rate = optimizer.param_groups[0]["lr"]
-        start = time.perf_counter()
-        train_loss = train_epoch(model, task, optimizer, generator)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch}; try a lower --lr"
-            )
-        record = {"epoch": epoch, "loss": train_loss, "seconds": time.perf_counter() - start}
-        if plateau is not None or lr_schedule:
-            record["lr"] = rate
-        history.append({**record, **task.validate(model)})
-        validated = _judge(history, task, best, plateau, model)
+    while not loop.done and loop.epoch < config.epochs:
+        _run_epoch(loop, task, config, lr_schedule)
+        validated = _judge(loop, task)
         for callback in callbacks:
-            callback.on_epoch_end(history[-1], model)
-        if validated and config.patience and epoch - best.epoch >= config.patience:
-            break
-    if best.state is not None:
-        model.load_state_dict(best.state)
+            callback.on_epoch_end(loop.history[-1], model)
+        stalled = config.patience and loop.epoch - loop.best.epoch >= config.patience
+        loop.done = loop.epoch >= config.epochs or bool(validated and stalled)
+        if store is not None:
+            store.save(loop.state())
+    if loop.best.state is not None:
+        model.load_state_dict(loop.best.state)
     for callback in callbacks:
-        callback.on_train_end(history)
-    return history
+        callback.on_train_end(loop.history)
+    return loop.history
+
+
+def _run_epoch(loop: _Loop, task: Task, config: TrainConfig, lr_schedule) -> None:
+    """Train one more epoch and append its record (loss, seconds, rate, validation)."""
+    loop.epoch += 1
+    if loop.optimizer is not None and loop.epoch <= len(lr_schedule):
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr_schedule[loop.epoch - 1]
+    rate = None if loop.optimizer is None else loop.optimizer.param_groups[0]["lr"]
+    start = time.perf_counter()
+    record = {"epoch": loop.epoch, **loop.train_epoch(task)}
+    if not math.isfinite(record["loss"]):
+        raise TrainingDiverged(
+            f"training loss became {record['loss']} in epoch {loop.epoch}; try a lower --lr")
+    record["seconds"] = time.perf_counter() - start
+    if loop.plateau is not None or lr_schedule:
+        record["lr"] = rate
+    loop.history.append({**record, **task.validate(loop.model)})
 
 
 def _plateau(optimizer, task: Task, config: TrainConfig):
@@ -203,17 +266,17 @@ def _plateau(optimizer, task: Task, config: TrainConfig):
         patience=0, threshold=0.0)
 
 
-def _judge(history: list[dict], task: Task, best: _Best, plateau, model) -> bool:
+def _judge(loop: _Loop, task: Task) -> bool:
     """Offer the latest epoch as the best and step the scheduler; False when the task has
     no validation data (an unvalidated epoch 0 is then dropped from the history)."""
-    value = history[-1].get(task.monitor)
+    value = loop.history[-1].get(task.monitor)
     if value is None:
-        if history[-1]["epoch"] == 0:
-            history.pop()
+        if loop.history[-1]["epoch"] == 0:
+            loop.history.pop()
         return False
-    if plateau is not None:
-        plateau.step(value)  # sets the rate of the next epoch
-    best.offer(value, history[-1]["epoch"], model)
+    if loop.plateau is not None:
+        loop.plateau.step(value)  # sets the rate of the next epoch
+    loop.best.offer(value, loop.history[-1]["epoch"], loop.model)
     return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import fields
 from typing import Optional
 
@@ -65,6 +66,8 @@ def train(
     time_col: Optional[str] = typer.Option(None),
     config: Optional[str] = typer.Option(None, help="TOML file of settings; flags override"),
     out: Optional[str] = typer.Option(None, help="run directory (default runs/NAME-TIME)"),
+    resume: Optional[str] = typer.Option(None, help="RUN_DIR: continue an interrupted run from "
+                                                    "its last finished epoch"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
@@ -75,11 +78,24 @@ def train(
     flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
     for name in LAYER_FIELDS:
         flags[name] = _layers(flags[name])
+    if resume is not None:
+        extra = [k for k, v in flags.items() if v is not None and k not in ("data_dir", "device")]
+        if extra or config:
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
+            raise DeepMFError(f"--resume continues a run with its own settings; drop {names}")
     values = read_config(config) if config else {}
     values.update({k: v for k, v in flags.items() if v is not None})
     run_config = RunConfig(**values)
     callbacks = [] if quiet else [ProgressBar(err)]
-    out_dir, metrics = train_run(run_config, callbacks)
+    started: list = []
+    try:
+        out_dir, metrics = train_run(run_config, callbacks, resume=resume,
+                                     announce=started.append)
+    except BaseException as stop:
+        if started and not isinstance(stop, (DeepMFError, Exception)):  # Ctrl-C, SIGTERM
+            print(f"deepmf: the run is saved up to its last finished epoch; "
+                  f"deepmf train --resume {started[0]} continues it", file=sys.stderr)
+        raise
     err.print(f"run saved to [bold]{out_dir}[/]")
     print(json.dumps(metrics["test"], indent=2))
 

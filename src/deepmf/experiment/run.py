@@ -11,7 +11,7 @@ import torch
 from deepmf.checkpoint import load_checkpoint
 from deepmf.data import Interactions
 from deepmf.device import resolve_device
-from deepmf.errors import ConfigError, DataError
+from deepmf.errors import ConfigError, DataError, DeepMFError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
 from deepmf.experiment.plan import Plan, make_plan
@@ -23,24 +23,52 @@ from deepmf.tasks import RankingTask, RatingTask
 from deepmf.train import Callback, best_epoch, fit
 
 
-def train_run(config: RunConfig, callbacks: list[Callback] = ()) -> tuple[Path, dict]:
-    """Train and evaluate per ``config``; return the finished run directory and its metrics."""
+def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
+              resume: str | Path | None = None, announce=None) -> tuple[Path, dict]:
+    """Train and evaluate per ``config``; return the finished run directory and its metrics.
+
+    The directory is created before training starts and every epoch's state is saved in
+    it, so a run killed at any point continues with ``resume=RUN`` (whose stored settings
+    are used; ``config`` may only change where the data is and the device) and ends with
+    the same metrics as if it had never stopped. ``announce`` is called with the run
+    directory once it exists. A run that fails on bad input leaves nothing behind.
+    """
+    if resume is not None:
+        run = RunDir(resume)
+        if not run.is_unfinished():
+            raise ConfigError(f"--resume {run.path}: not an unfinished run (no state/ there, "
+                              "or metrics.json already written)")
+        stored = run.load_config(finished=False)
+        config = replace(stored, data_dir=config.data_dir or stored.data_dir,
+                         device=config.device)
     plan = make_plan(config)
-    run = RunDir(config.out or RunDir.default_name(plan.config))
-    run.check_free()
-    results = [train_split(plan, s, list(callbacks)) for s in plan.splits]
+    if resume is None:
+        run = RunDir(config.out or RunDir.default_name(plan.config))
+        run.begin(plan.config)
+    if announce is not None:
+        announce(run.path)
+    try:
+        results = [train_split(plan, s, list(callbacks), run) for s in plan.splits]
+    except DeepMFError:
+        if resume is None:
+            run.discard()
+        raise
     metrics = summarize(plan.config, results)
-    run.write(plan.config, plan.dataset, results, metrics)
+    run.finish(plan.config, plan.dataset, results, metrics)
     return run.path, metrics
 
 
-def train_split(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+def train_split(plan: Plan, split: Split, callbacks: list[Callback],
+                run: RunDir | None = None) -> FoldResult:
     """Fit one model on one split, choosing its epochs on validation data (or on test
-    when ``select_on == "test"``), then score it on the split's test data."""
+    when ``select_on == "test"``), then score it on the split's test data. With a ``run``,
+    each training phase keeps its state there and continues from it."""
+    stores = (lambda phase: None) if run is None else (  # noqa: E731
+        lambda phase: run.store(split.name, phase))
     if plan.task == "explicit":
-        result = _fit_ratings(plan, split, callbacks)
+        result = _fit_ratings(plan, split, callbacks, stores)
     else:
-        result = _fit_ranking(plan, split, callbacks)
+        result = _fit_ranking(plan, split, callbacks, stores)
     seen = result.fit_data if result.extra_seen is None else \
         result.fit_data.concat(result.extra_seen)
     result.test = evaluate_split(result.model, plan, split, seen)
@@ -52,7 +80,7 @@ def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
     return build_model(plan.config.model, fit_data, **plan.model_options()).to(device)
 
 
-def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores) -> FoldResult:
     c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
     if c.select_on == "test":
         fit_data, valid = split.train, split.test
@@ -61,7 +89,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldRes
     model = _new_model(plan, fit_data, device)
     rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size, device=device,
                              reg=c.reg or 0.0, clip=plan.dataset.rating_range)
-    history = fit(model, rating_task, tconfig, callbacks)
+    history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
     extra_seen = None if c.select_on == "test" else valid
     if c.refit:  # retrain on train + validation for the chosen number of epochs
@@ -72,12 +100,13 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldRes
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
         refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),
                                                        patience=0),
-                            callbacks, lr_schedule=rates)  # the decay selection went through
+                            callbacks, lr_schedule=rates,  # the decay selection went through
+                            store=stores("refit"))
         history += [{**r, "phase": "refit"} for r in refit_history]
     return FoldResult(split, model, fit_data, extra_seen, history, chosen)
 
 
-def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldResult:
+def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores) -> FoldResult:
     c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
     if c.select_on == "test":
         fit_data, valid, prefix = split.train, split.test, "test"
@@ -93,7 +122,8 @@ def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback]) -> FoldRes
                                num_neg=c.num_neg or 1, loss=c.loss or "bce", reg=c.reg or 0.0,
                                valid_negatives=valid_negatives, k=c.k, prefix=prefix)
     # A model built from trained parts is a candidate before fine-tuning, too.
-    history = fit(model, ranking_task, tconfig, callbacks, validate_start=bool(c.pretrain))
+    history = fit(model, ranking_task, tconfig, callbacks, validate_start=bool(c.pretrain),
+                  store=stores("select"))
     chosen = best_epoch(history, ranking_task.monitor, True)
     extra_seen = None if c.select_on == "test" else valid
     return FoldResult(split, model, fit_data, extra_seen, history, chosen)

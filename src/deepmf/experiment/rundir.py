@@ -10,13 +10,19 @@
     RUN/items.csv            titles and genres, where the data has them
     RUN/checkpoints/SPLIT/   one model per split (see :mod:`deepmf.checkpoint`)
 
-A run is written into a hidden sibling folder and renamed into place only when complete,
-so a failed or interrupted run never leaves a directory that looks finished.
+    RUN/state/               while training: each split's loop state after its last epoch
+
+A run directory is created when training starts, with ``config.toml`` and ``state/``;
+``metrics.json`` is written last, when everything else is in place, and ``state/`` is then
+removed. A directory without ``metrics.json`` is an unfinished run, which
+``deepmf train --resume RUN`` continues from its last finished epoch. Every file is
+written to a temporary name and renamed into place, so none is ever half-written.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepmf import snapshot
 from deepmf.checkpoint import save_checkpoint
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import ConfigError, DataError
@@ -62,6 +69,7 @@ class RunDir:
         self.vocab = self.path / "vocab.json"
         self.items = self.path / "items.csv"
         self.checkpoints = self.path / "checkpoints"
+        self.state = self.path / "state"
 
     @staticmethod
     def default_name(config: RunConfig) -> Path:
@@ -77,15 +85,25 @@ class RunDir:
         """Splits with a checkpoint, sorted."""
         return sorted(p.name for p in self.checkpoints.glob("*") if p.is_dir())
 
+    def is_unfinished(self) -> bool:
+        return self.state.is_dir() and not self.metrics.is_file()
+
     def check_free(self) -> None:
         """Refuse to train into a directory that already holds something."""
+        if self.is_unfinished():
+            raise ConfigError(f"{self.path} is an unfinished run; continue it with "
+                              f"deepmf train --resume {self.path}")
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise ConfigError(f"run directory {self.path} already exists and is not empty")
 
     # -- reading -------------------------------------------------------------------------
 
-    def load_config(self) -> RunConfig:
-        if not self.config.is_file() or not self.metrics.is_file():
+    def load_config(self, finished: bool = True) -> RunConfig:
+        """The run's resolved settings; a finished run's unless ``finished`` is False."""
+        if finished and self.is_unfinished():
+            raise DataError(f"{self.path} is an unfinished run; continue it with "
+                            f"deepmf train --resume {self.path}")
+        if not self.config.is_file() or (finished and not self.metrics.is_file()):
             raise DataError(f"{self.path}: not a deepmf run directory (config.toml or "
                             "metrics.json missing)")
         return RunConfig(**read_config(self.config))
@@ -116,44 +134,73 @@ class RunDir:
 
     # -- writing -------------------------------------------------------------------------
 
-    def write(self, config: RunConfig, dataset: Dataset, results: list[FoldResult],
-              metrics: dict) -> None:
-        """Write every file into a hidden sibling folder, then rename it into place."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = RunDir(self.path.parent / f".{self.path.name}.tmp-{os.getpid()}")
-        try:
-            shutil.rmtree(tmp.path, ignore_errors=True)
-            tmp.path.mkdir()
-            tmp._write_files(config, dataset, results, metrics)
-            if self.path.exists():
-                self.path.rmdir()
-            tmp.path.rename(self.path)
-        except BaseException:
-            shutil.rmtree(tmp.path, ignore_errors=True)
-            raise
+    def begin(self, config: RunConfig) -> None:
+        """Create the directory of a new run with its settings and an empty ``state/``."""
+        self.check_free()
+        self.state.mkdir(parents=True, exist_ok=True)
+        _write(self.config, config.to_toml())
 
-    def _write_files(self, config: RunConfig, dataset: Dataset, results: list[FoldResult],
-                     metrics: dict) -> None:
-        self.config.write_text(config.to_toml())
-        self.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    def store(self, split: str, phase: str) -> LoopState:
+        """Where one phase of one split keeps its loop state between epochs."""
+        return LoopState(self.state / split, phase)
+
+    def discard(self) -> None:
+        """Remove the directory of a run that failed on bad input (nothing to resume)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def finish(self, config: RunConfig, dataset: Dataset, results: list[FoldResult],
+               metrics: dict) -> None:
+        """Write every file of the finished run, ``metrics.json`` last; drop ``state/``."""
+        _write(self.config, config.to_toml())
         self._write_history(results)
-        plot_curves(self.curves, results, metrics["task"])
+        tmp = self.curves.with_name(f".tmp-{self.curves.name}")
+        plot_curves(tmp, results, metrics["task"])
+        os.replace(tmp, self.curves)
         vocab = {"users": dataset.users.to_list(), "items": dataset.items.to_list()}
-        self.vocab.write_text(json.dumps(vocab, default=str))
+        _write(self.vocab, json.dumps(vocab, default=str))
         if dataset.item_info is not None:
             info = dataset.item_info.copy()
             info.insert(0, "item", dataset.items.raw(info.index))
-            info.to_csv(self.items, index_label="index")
+            _write(self.items, info.to_csv(index_label="index"))
         for result in results:
-            save_checkpoint(self.checkpoint(result.split.name), config.model, result.model,
-                            result.fit_data, result.extra_seen)
+            folder = self.checkpoint(result.split.name)
+            shutil.rmtree(folder, ignore_errors=True)
+            save_checkpoint(folder, config.model, result.model, result.fit_data,
+                            result.extra_seen)
+        _write(self.metrics, json.dumps(metrics, indent=2) + "\n")
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def _write_history(self, results: list[FoldResult]) -> None:
         rows = [{"split": r.split.name, "phase": "select", **record}
                 for r in results for record in r.history]
         leading = ("split", "phase", "epoch", "loss", "seconds")  # epoch 0 has no loss
         columns = list(dict.fromkeys([*leading, *(k for row in rows for k in row)]))
-        with open(self.history, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        _write(self.history, text.getvalue())
+
+
+class LoopState:
+    """A :class:`deepmf.train.LoopStore` in a folder of the run: one snapshot per phase."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder, self.name = folder, name
+
+    def load(self) -> dict | None:
+        try:
+            return snapshot.load(self.folder, self.name)
+        except Exception as error:  # safetensors and JSON raise many kinds for a bad file
+            raise DataError(f"{self.folder / self.name}: saved training state is damaged "
+                            f"({' '.join(str(error).split())[:120]})") from None
+
+    def save(self, state: dict) -> None:
+        snapshot.save(self.folder, self.name, state)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a text file under a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
