@@ -1,6 +1,16 @@
-"""Choosing the device to compute on: the one place that knows the names."""
+"""Choosing where to compute: the device names, and how many CPU threads.
+
+Threads: training steps on embedding-sized tensors are too small to split, and with
+PyTorch's default of one thread per core the extra threads spin-wait; on a machine with
+other work they cost several times the CPU for no speed. Training therefore uses one
+thread unless told otherwise (``--threads``, ``$DEEPMF_THREADS``); the full-ranking pass,
+whose matrix products are large, uses the cores (:func:`threads` as a context).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import torch
 
@@ -25,3 +35,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device mps asked for, but MPS is not available")
     return torch.device(name)
+
+
+def training_threads(asked: int | None = None) -> int:
+    """Threads for training: ``asked``, else ``$DEEPMF_THREADS``, else 1."""
+    if asked is not None:
+        return asked
+    value = os.environ.get("DEEPMF_THREADS", "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"DEEPMF_THREADS must be a positive whole number, not {value!r}")
+    return int(value)
+
+
+@contextlib.contextmanager
+def threads(n: int | None = None):
+    """Run the block with ``n`` intra-op threads (default: one per core), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -6,9 +6,11 @@ epoch slices a fresh random permutation of them into batches: no per-sample Pyth
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from deepmf.data import Interactions
+from deepmf.distributed import SINGLE, Shard, mean_over_shards
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
@@ -29,6 +31,20 @@ def _check_batch_size(batch_size: int) -> None:
         raise ConfigError("batch_size must be at least 1")
 
 
+def _mine(batches: list, shard: Shard) -> list:
+    """This process's share of an epoch's batches: every ``world``-th, the same number on
+    every process (a remainder of fewer than ``world`` batches is left out this epoch)."""
+    if shard.world == 1:
+        return batches
+    per_process = len(batches) // shard.world
+    return batches[shard.rank::shard.world][:per_process]
+
+
+def _shard_rows(log: Interactions, shard: Shard) -> Interactions:
+    """Every ``world``-th row, for validating on a shard (all rows in one process)."""
+    return log if shard.world == 1 else log.take(slice(shard.rank, None, shard.world))
+
+
 class RatingTask:
     """Explicit feedback: regress ratings with MSE plus L2 on the rows each batch uses.
 
@@ -43,11 +59,12 @@ class RatingTask:
     def __init__(
         self, train: Interactions, valid: Interactions | None, *, batch_size: int,
         device: torch.device, reg: float = 0.0, clip: tuple[float, float] | None = None,
+        shard: Shard = SINGLE,
     ):
         if train.ratings is None:
             raise ConfigError("the rating task needs ratings")
         _check_batch_size(batch_size)
-        self.train, self.valid = train, valid
+        self.train, self.valid, self.shard = train, valid, shard
         self.batch_size, self.device, self.reg, self.clip = batch_size, device, reg, clip
         self.users = _tensor(train.users, device)
         self.items = _tensor(train.items, device)
@@ -55,6 +72,9 @@ class RatingTask:
 
     def batches(self, generator):
         perm = torch.randperm(len(self.users), generator=generator).to(self.device)
+        if self.shard.world > 1:
+            perm = torch.cat(_mine(list(torch.split(perm, self.batch_size)), self.shard) or
+                             [perm[:0]])
         shuffled = self.users[perm], self.items[perm], self.ratings[perm]  # 3 gathers an epoch
         yield from zip(*(torch.split(t, self.batch_size) for t in shuffled))
 
@@ -66,10 +86,15 @@ class RatingTask:
         return mse(predictions, ratings) + self.reg * penalty
 
     def validate(self, model) -> dict[str, float]:
-        record = {"train_rmse": evaluate_ratings(model, self.train, clip=self.clip)["rmse"]}
+        train = _shard_rows(self.train, self.shard)
+        record = mean_over_shards(
+            {"train_rmse": evaluate_ratings(model, train, clip=self.clip)["rmse"]}, len(train),
+            self.shard)
         if self.valid is not None and len(self.valid):
-            scores = evaluate_ratings(model, self.valid, clip=self.clip)
-            record.update(valid_rmse=scores["rmse"], valid_mae=scores["mae"])
+            valid = _shard_rows(self.valid, self.shard)
+            scores = evaluate_ratings(model, valid, clip=self.clip)
+            record.update(mean_over_shards({"valid_rmse": scores["rmse"],
+                                            "valid_mae": scores["mae"]}, len(valid), self.shard))
         return record
 
 
@@ -87,7 +112,7 @@ class RankingTask:
     def __init__(
         self, train: Interactions, valid: Interactions | None, *, batch_size: int,
         device: torch.device, num_neg: int = 4, loss: str = "bce", reg: float = 0.0,
-        valid_negatives=None, k: int = 10, prefix: str = "valid",
+        valid_negatives=None, k: int = 10, prefix: str = "valid", shard: Shard = SINGLE,
     ):
         if loss not in RANKING_LOSSES:
             raise ConfigError(f"unknown loss {loss!r} for ranking; choose from "
@@ -97,7 +122,7 @@ class RankingTask:
             raise ConfigError("num_neg must be at least 1")
         self.train, self.valid, self.valid_negatives = train, valid, valid_negatives
         self.batch_size, self.device, self.num_neg, self.reg = batch_size, device, num_neg, reg
-        self.loss_name, self.k, self.prefix = loss, k, prefix
+        self.loss_name, self.k, self.prefix, self.shard = loss, k, prefix, shard
         self.monitor = f"{prefix}_hr@{k}"
         self.users = _tensor(train.users, device)
         self.items = _tensor(train.items, device)
@@ -106,6 +131,9 @@ class RankingTask:
     def batches(self, generator):
         n, k = len(self.users), self.num_neg
         if n == 0:
+            return
+        if self.shard.world > 1:
+            yield from self._sharded_batches(generator)
             return
         negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
         if self.loss_name == "bpr":
@@ -129,6 +157,31 @@ class RankingTask:
                    torch.cat([self.items[rows], negatives[others].view(-1)]),
                    labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
 
+    def _sharded_batches(self, generator):
+        """This process's batches of the epoch every process shuffles alike, with negatives
+        drawn for them alone from a generator of its own (seeded from the shared one)."""
+        n, k, device = len(self.users), self.num_neg, self.device
+        seed = int(torch.randint(2**62, (1,), generator=generator)) + self.shard.rank
+        local = torch.Generator().manual_seed(seed)
+        if self.loss_name == "bpr":
+            mine = _mine(_slices(n, self.batch_size, generator, device), self.shard)
+            rows = torch.cat(mine or [self.users[:0]])
+            negatives = self.sampler.sample(self.users[rows], k, local)  # [rows, k]
+            for part, negs in zip(mine, torch.split(negatives, [len(m) for m in mine])):
+                yield self.users[part], self.items[part], negs
+            return
+        step = max(1, self.batch_size // (1 + k))
+        pairs = _mine(list(zip(_slices(n, step, generator, device),
+                               _slices(n, step, generator, device))), self.shard)
+        anchors = torch.cat([others for _, others in pairs] or [self.users[:0]])
+        negatives = self.sampler.sample(self.users[anchors], k, local)  # [anchors, k]
+        parts = torch.split(negatives, [len(others) for _, others in pairs])
+        for (rows, others), negs in zip(pairs, parts):
+            m = len(rows)
+            labels = torch.cat([torch.ones(m, device=device), torch.zeros(m * k, device=device)])
+            yield (torch.cat([self.users[rows], self.users[others].repeat_interleave(k)]),
+                   torch.cat([self.items[rows], negs.reshape(-1)]), labels)
+
     def loss(self, model, batch):
         users, items, target = batch
         if self.loss_name == "bpr":
@@ -147,5 +200,8 @@ class RankingTask:
     def validate(self, model) -> dict[str, float]:
         if self.valid is None or not len(self.valid):
             return {}
-        scores = evaluate_sampled(model, self.valid, self.valid_negatives, k=self.k)
+        valid = _shard_rows(self.valid, self.shard)
+        negatives = np.asarray(self.valid_negatives)[self.shard.rank::self.shard.world]
+        scores = mean_over_shards(evaluate_sampled(model, valid, negatives, k=self.k),
+                                  len(valid), self.shard)
         return {f"{self.prefix}_{name}": value for name, value in scores.items()}

@@ -14,6 +14,7 @@ from typing import Iterable, Protocol, Sequence
 
 import torch
 
+from deepmf.distributed import SINGLE, mean_over_shards, replicated
 from deepmf.errors import ConfigError, DeepMFError
 
 
@@ -133,6 +134,11 @@ class _Loop:
         self.optimizer = None if self.sweeps else make_optimizer(model, config)
         self.plateau = None if self.sweeps else _plateau(self.optimizer, task, config)
         self.best = _Best(task.higher_is_better)
+        shard = self.shard = getattr(task, "shard", SINGLE)
+        self.objective = None  # several processes: the loss goes through DDP
+        if shard.world > 1 and not self.sweeps:
+            device = next(model.parameters()).device
+            self.objective = replicated(model, task, device)
 
     def state(self) -> dict:
         part = lambda x: None if x is None else x.state_dict()  # noqa: E731
@@ -161,17 +167,21 @@ class _Loop:
         if self.sweeps:
             self.model.train()
             return dict(self.model.sweep(task.train, self.generator))
-        return {"loss": train_epoch(self.model, task, self.optimizer, self.generator)}
+        loss = train_epoch(self.model, task, self.optimizer, self.generator, self.objective)
+        return mean_over_shards({"loss": loss}, 1, self.shard)  # the same on every process
 
 
 def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator) -> float:
-    """One pass of minibatch steps over the task's batches; returns the mean batch loss."""
+                generator: torch.Generator, objective: torch.nn.Module | None = None) -> float:
+    """One pass of minibatch steps over the task's batches; returns the mean batch loss.
+
+    ``objective`` (the task's loss wrapped in ``DistributedDataParallel``) replaces
+    ``task.loss`` when several processes train together."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
     total, steps = 0.0, 0
     for batch in task.batches(generator):
-        loss = task.loss(model, batch)
+        loss = task.loss(model, batch) if objective is None else objective(*batch)
         for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
             p.grad = None
         loss.backward()

@@ -49,6 +49,8 @@ def train(
     loss: Optional[str] = typer.Option(None, help="mse, bce, bpr"),
     seed: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for training (default: "
+                                                     "$DEEPMF_THREADS, else 1)"),
     select_on: Optional[str] = typer.Option(None, help="valid (default) or test (papers)"),
     refit: Optional[bool] = typer.Option(None, "--refit/--no-refit",
                                          help="explicit: retrain on train+valid"),
@@ -79,7 +81,8 @@ def train(
     for name in LAYER_FIELDS:
         flags[name] = _layers(flags[name])
     if resume is not None:
-        extra = [k for k, v in flags.items() if v is not None and k not in ("data_dir", "device")]
+        extra = [k for k, v in flags.items()
+                 if v is not None and k not in ("data_dir", "device", "threads")]
         if extra or config:
             names = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
             raise DeepMFError(f"--resume continues a run with its own settings; drop {names}")
@@ -96,6 +99,8 @@ def train(
             print(f"deepmf: the run is saved up to its last finished epoch; "
                   f"deepmf train --resume {started[0]} continues it", file=sys.stderr)
         raise
+    if not metrics:  # another process of a torchrun job: rank 0 reports
+        return
     err.print(f"run saved to [bold]{out_dir}[/]")
     print(json.dumps(metrics["test"], indent=2))
 

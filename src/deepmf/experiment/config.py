@@ -48,6 +48,8 @@ class RunConfig:
     lr_decay: float | None = None
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None
+    """CPU threads for training; None: ``$DEEPMF_THREADS``, else 1 (see :mod:`deepmf.device`)."""
     loss: str | None = None
     """mse for explicit; bce or bpr for implicit (default bce)."""
     # protocol
@@ -114,7 +116,7 @@ class RunConfig:
 
 BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
           ("patience", 0, None), ("epochs", 1, None), ("batch_size", 1, None),
-          ("num_neg", 1, None), ("sample_users", 1, None))
+          ("num_neg", 1, None), ("sample_users", 1, None), ("threads", 1, 1025))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
 _KINDS = {  # annotation: the Python types it accepts, and how an error names them

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from deepmf.data import Dataset
+from deepmf.device import training_threads
+from deepmf.distributed import launched
 from deepmf.errors import ConfigError
 from deepmf.experiment.config import MODEL_FIELDS, RunConfig
 from deepmf.experiment.recipes import TRAINING, recipe
@@ -132,6 +134,9 @@ def check_settings(config: RunConfig) -> None:
         if getattr(config, name) is not None and name not in used and name != "loss":
             raise ConfigError(f"--{_flag(name)} does not apply to model {model} on the "
                               f"{config.task} task")
+    if launched() and cls.trainer == "sweep":
+        raise ConfigError(f"model {model} trains by closed-form sweeps over every row at "
+                          "once, which one process does; run it without torchrun")
     if config.pretrain and not hasattr(cls, "from_pretrained"):
         raise ConfigError(f"model {model} cannot be pre-trained from other runs")
     if config.task == "explicit" and config.min_rating is not None:
@@ -161,6 +166,7 @@ def resolve(config: RunConfig, n_train: int) -> RunConfig:
     if config.task == "explicit":
         values["loss"] = "mse"
         values["refit"] = config.select_on == "valid"
+    values["threads"] = training_threads(config.threads)
     values.update({k: v for k, v in vars(config).items() if v is not None})
     return replace(config, **values)
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepmf import distributed
 from deepmf.checkpoint import load_checkpoint
 from deepmf.data import Interactions
-from deepmf.device import resolve_device
+from deepmf.device import resolve_device, threads
+from deepmf.distributed import SINGLE, Shard
 from deepmf.errors import ConfigError, DataError, DeepMFError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
@@ -40,35 +42,55 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
                               "or metrics.json already written)")
         stored = run.load_config(finished=False)
         config = replace(stored, data_dir=config.data_dir or stored.data_dir,
-                         device=config.device)
+                         device=config.device, threads=config.threads or stored.threads)
     plan = make_plan(config)
-    if resume is None:
-        run = RunDir(config.out or RunDir.default_name(plan.config))
-        run.begin(plan.config)
-    if announce is not None:
-        announce(run.path)
+    torch.set_num_threads(plan.config.threads)
+    shard = distributed.setup(resolve_device(plan.config.device))
     try:
-        results = [train_split(plan, s, list(callbacks), run) for s in plan.splits]
-    except DeepMFError:
         if resume is None:
-            run.discard()
-        raise
-    metrics = summarize(plan.config, results)
-    run.finish(plan.config, plan.dataset, results, metrics)
-    return run.path, metrics
+            run = RunDir(distributed.share(
+                str(config.out or RunDir.default_name(plan.config)), shard))
+            if shard.main:
+                run.begin(plan.config)
+            distributed.barrier(shard)
+        if announce is not None and shard.main:
+            announce(run.path)
+        try:
+            results = [train_split(plan, s, list(callbacks) if shard.main else [], run, shard)
+                       for s in plan.splits]
+        except DeepMFError:
+            if resume is None and shard.main:
+                run.discard()
+            raise
+        if not shard.main:
+            return run.path, {}
+        metrics = summarize(plan.config, results)
+        run.finish(plan.config, plan.dataset, results, metrics)
+        return run.path, metrics
+    finally:
+        distributed.teardown()
 
 
 def train_split(plan: Plan, split: Split, callbacks: list[Callback],
-                run: RunDir | None = None) -> FoldResult:
+                run: RunDir | None = None, shard: Shard = SINGLE) -> FoldResult:
     """Fit one model on one split, choosing its epochs on validation data (or on test
     when ``select_on == "test"``), then score it on the split's test data. With a ``run``,
-    each training phase keeps its state there and continues from it."""
-    stores = (lambda phase: None) if run is None else (  # noqa: E731
-        lambda phase: run.store(split.name, phase))
+    each training phase keeps its state there and continues from it. Among several
+    processes (``shard``) only the first saves state and scores the test data."""
+    def stores(phase: str):
+        if run is None:
+            return None
+        store = run.store(split.name, phase)
+        return store if shard.main else distributed.ReadOnly(store)
+
     if plan.task == "explicit":
-        result = _fit_ratings(plan, split, callbacks, stores)
+        result = _fit_ratings(plan, split, callbacks, stores, shard)
     else:
-        result = _fit_ranking(plan, split, callbacks, stores)
+        result = _fit_ranking(plan, split, callbacks, stores, shard)
+    if shard.world > 1:
+        distributed.report(split.name, result.history, result.best_epoch, shard)
+    if not shard.main:
+        return result
     seen = result.fit_data if result.extra_seen is None else \
         result.fit_data.concat(result.extra_seen)
     result.test = evaluate_split(result.model, plan, split, seen)
@@ -80,15 +102,16 @@ def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
     return build_model(plan.config.model, fit_data, **plan.model_options()).to(device)
 
 
-def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores) -> FoldResult:
-    c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
+def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
+                 shard: Shard) -> FoldResult:
+    c, tconfig, device = plan.config, plan.train_config(), _device(plan)
     if c.select_on == "test":
         fit_data, valid = split.train, split.test
     else:
         fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed)
     model = _new_model(plan, fit_data, device)
     rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size, device=device,
-                             reg=c.reg or 0.0, clip=plan.dataset.rating_range)
+                             reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
     history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
     extra_seen = None if c.select_on == "test" else valid
@@ -96,7 +119,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores) ->
         fit_data, extra_seen = split.train, None
         model = _new_model(plan, fit_data, device)
         refit_task = RatingTask(fit_data, None, batch_size=c.batch_size, device=device,
-                                reg=c.reg or 0.0, clip=plan.dataset.rating_range)
+                                reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
         refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),
                                                        patience=0),
@@ -106,8 +129,9 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores) ->
     return FoldResult(split, model, fit_data, extra_seen, history, chosen)
 
 
-def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores) -> FoldResult:
-    c, tconfig, device = plan.config, plan.train_config(), resolve_device(plan.config.device)
+def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores,
+                 shard: Shard) -> FoldResult:
+    c, tconfig, device = plan.config, plan.train_config(), _device(plan)
     if c.select_on == "test":
         fit_data, valid, prefix = split.train, split.test, "test"
         valid_negatives = test_negatives(plan, split)
@@ -120,13 +144,18 @@ def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores) ->
     model = make_model(plan, fit_data, split).to(device)
     ranking_task = RankingTask(fit_data, valid, batch_size=c.batch_size or 1, device=device,
                                num_neg=c.num_neg or 1, loss=c.loss or "bce", reg=c.reg or 0.0,
-                               valid_negatives=valid_negatives, k=c.k, prefix=prefix)
+                               valid_negatives=valid_negatives, k=c.k, prefix=prefix,
+                               shard=shard)
     # A model built from trained parts is a candidate before fine-tuning, too.
     history = fit(model, ranking_task, tconfig, callbacks, validate_start=bool(c.pretrain),
                   store=stores("select"))
     chosen = best_epoch(history, ranking_task.monitor, True)
     extra_seen = None if c.select_on == "test" else valid
     return FoldResult(split, model, fit_data, extra_seen, history, chosen)
+
+
+def _device(plan: Plan) -> torch.device:
+    return distributed.local_device(resolve_device(plan.config.device))
 
 
 def make_model(plan: Plan, fit_data: Interactions, split: Split) -> Recommender:
@@ -160,7 +189,8 @@ def evaluate_split(model, plan: Plan, split: Split, seen: Interactions) -> dict:
         return evaluate_ratings(model, split.test, clip=plan.dataset.rating_range)
     k = plan.config.k
     metrics = evaluate_sampled(model, split.test, test_negatives(plan, split), k=k)
-    metrics["full"] = evaluate_full(model, seen, split.test, k=k)
+    with threads():  # large products: worth the cores
+        metrics["full"] = evaluate_full(model, seen, split.test, k=k)
     return metrics
 
 
