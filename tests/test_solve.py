@@ -79,3 +79,45 @@ def test_transpose_swaps_the_sides():
     t = _index(dense).transpose()
     back = sp.csr_matrix((t.values.numpy(), t.indices.numpy(), t.indptr.numpy()), shape=(3, 2))
     np.testing.assert_array_equal(back.toarray(), dense.T)
+
+
+def _system(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((40, 30)) < rng.random((40, 1))) * rng.integers(1, 6, (40, 30))
+    dense[3] = 0  # a row without entries
+    index = _index(dense.astype(float))
+    options = dict(weights=index.values, targets=index.values * 2 - 1,
+                   shared=torch.from_numpy(np.diag([0.5, 1.0, 1.5, 2.0])),
+                   ridge=torch.from_numpy(rng.random(40) + 0.1),
+                   prior=torch.from_numpy(rng.normal(size=(40, 4))))
+    return index, torch.from_numpy(rng.normal(size=(30, 4))), options
+
+
+def test_cg_with_d_steps_is_the_exact_solve():
+    index, f, options = _system()
+    exact = solve_rows(index, f, **options)
+    cg = solve_rows(index, f, method="cg", cg_steps=4, **options)  # d = 4
+    np.testing.assert_allclose(cg.numpy(), exact.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_cg_error_shrinks_with_each_step_and_stays_at_a_solved_start():
+    index, f, options = _system(1)
+    exact = solve_rows(index, f, **options)
+    start = torch.from_numpy(np.random.default_rng(2).normal(size=(40, 4)))
+    errors = [float((solve_rows(index, f, method="cg", cg_steps=k, x0=start, **options)
+                     - exact).norm()) for k in range(4)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.1 * errors[0], errors
+    warm = solve_rows(index, f, method="cg", cg_steps=2, x0=exact, **options)
+    np.testing.assert_allclose(warm.numpy(), exact.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_cg_arguments_are_checked():
+    index, f, options = _system()
+    with pytest.raises(ValueError, match="generator"):
+        solve_rows(index, f, method="cg", generator=torch.Generator(), **options)
+    with pytest.raises(ValueError, match="x0"):
+        solve_rows(index, f, method="cg", x0=torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cg_steps"):
+        solve_rows(index, f, method="cg", cg_steps=-1)
+    with pytest.raises(ValueError, match="method"):
+        solve_rows(index, f, method="lu")
