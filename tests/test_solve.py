@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from deepmf import solve
 from deepmf.solve import RowIndex, solve_rows
 
 
@@ -26,8 +27,16 @@ def test_one_row_by_hand():
     np.testing.assert_allclose(x[0].numpy(), expected, rtol=1e-12)
 
 
+@pytest.fixture(params=["products", "padded"])
+def gram_path(request, monkeypatch):
+    """Run a test with each way of forming the Gram matrices (small d uses products)."""
+    if request.param == "padded":
+        monkeypatch.setattr(solve, "PRODUCT_DIM", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("block", [1 << 22, 7])  # one chunk per length group, or many
-def test_every_row_matches_a_dense_solve(block):
+def test_every_row_matches_a_dense_solve(block, gram_path):
     rng = np.random.default_rng(0)
     dense = (rng.random((40, 30)) < rng.random((40, 1))) * rng.integers(1, 6, (40, 30))
     dense[3] = 0  # a row without entries
@@ -121,3 +130,12 @@ def test_cg_arguments_are_checked():
         solve_rows(index, f, method="cg", cg_steps=-1)
     with pytest.raises(ValueError, match="method"):
         solve_rows(index, f, method="lu")
+
+
+def test_both_gram_paths_draw_the_same_samples(monkeypatch):
+    index, f, options = _system(3)
+    draw = lambda: solve_rows(index, f, generator=torch.Generator().manual_seed(5),  # noqa
+                              block=50, **options)
+    products = draw()
+    monkeypatch.setattr(solve, "PRODUCT_DIM", 0)
+    np.testing.assert_allclose(draw().numpy(), products.numpy(), rtol=1e-9, atol=1e-10)
