@@ -4,13 +4,14 @@
         [--threads T] [--dim D] [--iterations N] [--quality ml-1m,AMusic,ml-100k]
 
 Race (always): on the NCF ml-1m files, ``ials`` at ``D`` factors (its other defaults) and
-``implicit.cpu.als.AlternatingLeastSquares`` at ``D`` factors (its defaults: Hu et al.'s
-confidence with alpha 1, regularization 0.01, 3 CG steps) run ``N`` iterations each, one
-after the other in this process, both on ``T`` threads (torch's intra-op pool; implicit's
-``num_threads`` with BLAS held to one thread, as implicit asks). After every iteration the
+``implicit.cpu.als.AlternatingLeastSquares`` at ``D`` factors (3 CG steps; once with its
+defaults, Hu et al.'s confidence alpha 1 and regularization 0.01, once with the stronger
+``PEERS`` setting) run ``N`` iterations each, one after the other in this process, all on
+``T`` threads (torch's intra-op pool; implicit's ``num_threads`` with BLAS held to one
+thread, as implicit asks). After every iteration the
 test HR@10 / NDCG@10 (the files' 99 negatives) are measured outside the clock; the clock
 holds everything else (ours: model construction and sweeps; implicit: ``fit``'s set-up and
-iterations). It reports the seconds to HR@10 >= 0.70 for each and their ratio.
+iterations). It reports the seconds to HR@10 >= 0.70 for each and the ratios.
 
 Quality (``--quality``): ``ials`` with all its defaults, ``valid`` (sweeps chosen on one
 held-out training interaction per user with 99 sampled negatives; the test numbers of that
@@ -35,6 +36,11 @@ from deepmf.sampling import sample_test_negatives
 from deepmf.split import make_splits, validation_split
 
 TARGET = 0.70
+PEERS = {"implicit (defaults)": {},
+         # Hu et al.'s confidence 10 is iALS's alpha0 = 0.1; on ml-1m's test curves this
+         # pair reaches 0.70 in 3 iterations where the defaults level off at 0.694 (chosen
+         # on test to give the peer its best case, not ours).
+         "implicit (alpha=10, regularization=50)": {"alpha": 10.0, "regularization": 50.0}}
 
 
 def first_reaching(curve: list[dict]) -> float | None:
@@ -58,7 +64,8 @@ def race_ours(train, test, negatives, dim: int, iterations: int) -> list[dict]:
     return curve
 
 
-def race_implicit(train, test, negatives, dim: int, iterations: int, threads: int):
+def race_implicit(train, test, negatives, dim: int, iterations: int, threads: int,
+                  options: dict):
     try:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
@@ -79,7 +86,7 @@ def race_implicit(train, test, negatives, dim: int, iterations: int, threads: in
     with threadpool_limits(1, "blas"):
         start = time.perf_counter()
         model = AlternatingLeastSquares(factors=dim, iterations=iterations,
-                                        num_threads=threads, random_state=0)
+                                        num_threads=threads, random_state=0, **options)
         model.fit(train.csr, show_progress=False, callback=callback)
     return curve
 
@@ -89,14 +96,15 @@ def race(root, threads: int, dim: int, iterations: int) -> dict:
     train, test = dataset.given["given"]
     negatives = dataset.test_negatives
     ours = race_ours(train, test, negatives, dim, iterations)
-    peer = race_implicit(train, test, negatives, dim, iterations, threads)
     result = {"ials": {"curve": ours, "seconds_to_target": first_reaching(ours)}}
-    if peer is None:
-        result["implicit"] = "skipped: the implicit package is not importable"
-        return result
-    result["implicit"] = {"curve": peer, "seconds_to_target": first_reaching(peer)}
-    a, b = first_reaching(ours), first_reaching(peer)
-    result["ratio_ials_over_implicit"] = round(a / b, 3) if a and b else None
+    for name, options in PEERS.items():
+        peer = race_implicit(train, test, negatives, dim, iterations, threads, options)
+        if peer is None:
+            result[name] = "skipped: the implicit package is not importable"
+            continue
+        a, b = first_reaching(ours), first_reaching(peer)
+        result[name] = {"options": options, "curve": peer, "seconds_to_target": b,
+                        "ratio_ials_over_it": round(a / b, 3) if a and b else None}
     return result
 
 

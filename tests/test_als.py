@@ -103,9 +103,11 @@ def test_ials_ranks_planted_blocks_first_and_beats_popularity(solver):
 
 @pytest.mark.parametrize("make", [
     lambda log: IALS(log.n_users, log.n_items, dim=4, solver="cholesky"),
+    lambda log: IALS(log.n_users, log.n_items, dim=6, solver="cg", cg_steps=2),
     lambda log: ALS(log.n_users, log.n_items, dim=3, reg=0.01, global_mean=3.0),
+    lambda log: ALS(log.n_users, log.n_items, dim=5, reg=0.01, global_mean=3.0, solver="cg"),
 ])
-def test_exact_sweeps_never_raise_the_objective(make):
+def test_sweeps_never_raise_the_objective(make):
     train = planted_ratings()[0]
     train = train if make(train).task == "explicit" else train.implicit()
     losses = sweeps(make(train), train, 8)

@@ -283,16 +283,23 @@ def conjugate_gradient(
     if x0 is not None and tuple(x0.shape) != (rows, dim):
         raise ValueError(f"x0 must have shape ({rows}, {dim}), got {tuple(x0.shape)}")
     pattern = index.sparse(torch.ones_like(index.indices, dtype=factors.dtype))
-    weight = _stored(weights, index, factors)
+    per_entry = isinstance(weights, torch.Tensor) and weights.dim() > 0
+    weight = weights.to(factors.dtype) if per_entry else float(weights)
     ridge_rows = _per_row(ridge, torch.arange(rows, device=factors.device), factors)[:, None]
 
     def product(p: torch.Tensor) -> torch.Tensor:  # A_r p_r for every row: [rows, d]
-        dots = torch.sparse.sampled_addmm(pattern, p, factors.T, beta=0.0).values()
-        out = index.sparse(dots * weight) @ factors
+        dots = torch.sparse.sampled_addmm(pattern, p, factors.T, beta=0.0)  # f_j · p_r at S
+        if per_entry:
+            out = index.sparse(dots.values() * weight) @ factors
+        else:  # one weight for all: scale the product rather than every entry
+            out = (dots @ factors).mul_(weight)
         out += ridge_rows * p
         return out if shared is None else out.addmm_(p, shared)
 
-    rhs = index.sparse(_stored(targets, index, factors)) @ factors  # b: [rows, d]
+    if isinstance(targets, torch.Tensor) and targets.dim() > 0:
+        rhs = index.sparse(targets.to(factors.dtype)) @ factors  # b: [rows, d]
+    else:
+        rhs = (pattern @ factors).mul_(float(targets))
     if prior is not None:
         rhs += prior
     x = factors.new_zeros(rows, dim) if x0 is None else x0.to(factors.dtype).clone()

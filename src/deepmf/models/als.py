@@ -3,7 +3,8 @@
 These models are not trained by gradient steps. Each epoch is one :meth:`sweep`: every
 user's factors are solved in closed form with the items' fixed, then every item's with the
 users' fixed (:func:`deepmf.solve.solve_rows`). A sweep never raises the training objective
-(with the exact solver), and the model is usable after every one, so the training loop
+(an exact solve minimises each side's quadratic; each conjugate gradient step from the
+current factors lowers it), and the model is usable after every one, so the training loop
 validates, stops early and keeps the best sweep as it does for epochs of SGD.
 
 The factors are parameters with ``requires_grad=False``: they are saved and loaded with the
