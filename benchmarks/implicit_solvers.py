@@ -1,17 +1,18 @@
 """iALS against the ``implicit`` package's ALS, and iALS's quality under both selections.
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python benchmarks/implicit_solvers.py \
-        [--threads T] [--dim D] [--iterations N] [--quality ml-1m,AMusic,ml-100k]
+        [--threads T] [--dim D] [--iterations N] [--repeats R] [--quality ml-1m,AMusic,ml-100k]
 
 Race (always): on the NCF ml-1m files, ``ials`` at ``D`` factors (its other defaults) and
 ``implicit.cpu.als.AlternatingLeastSquares`` at ``D`` factors (3 CG steps; once with its
 defaults, Hu et al.'s confidence alpha 1 and regularization 0.01, once with the stronger
 ``PEERS`` setting) run ``N`` iterations each, one after the other in this process, all on
 ``T`` threads (torch's intra-op pool; implicit's ``num_threads`` with BLAS held to one
-thread, as implicit asks). After every iteration the
-test HR@10 / NDCG@10 (the files' 99 negatives) are measured outside the clock; the clock
-holds everything else (ours: model construction and sweeps; implicit: ``fit``'s set-up and
-iterations). It reports the seconds to HR@10 >= 0.70 for each and the ratios.
+thread, as implicit asks). After every iteration the test HR@10 / NDCG@10 (the files' 99
+negatives) are measured outside the clock; the clock holds everything else (ours: model
+construction and sweeps; implicit: ``fit``'s set-up and iterations). It reports the seconds
+to HR@10 >= 0.70 for each and the ratios, over ``R`` rounds in rotating order (the machine
+is shared, and its load drifts).
 
 Quality (``--quality``): ``ials`` with all its defaults, ``valid`` (sweeps chosen on one
 held-out training interaction per user with 99 sampled negatives; the test numbers of that
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from benchmarks._common import data_dir, emit, machine
@@ -91,20 +93,34 @@ def race_implicit(train, test, negatives, dim: int, iterations: int, threads: in
     return curve
 
 
-def race(root, threads: int, dim: int, iterations: int) -> dict:
+def race(root, threads: int, dim: int, iterations: int, repeats: int) -> dict:
+    """Each contender ``repeats`` times, the order rotated every round, so a machine that
+    is busier in one stretch slows all of them; ratios are taken within a round."""
     dataset = load_dataset("ncf:deepcf/ml-1m", root)
     train, test = dataset.given["given"]
     negatives = dataset.test_negatives
-    ours = race_ours(train, test, negatives, dim, iterations)
-    result = {"ials": {"curve": ours, "seconds_to_target": first_reaching(ours)}}
+    runners = {"ials": lambda: race_ours(train, test, negatives, dim, iterations)}
     for name, options in PEERS.items():
-        peer = race_implicit(train, test, negatives, dim, iterations, threads, options)
-        if peer is None:
+        runners[name] = lambda options=options: race_implicit(
+            train, test, negatives, dim, iterations, threads, options)
+    names, curves = list(runners), {name: [] for name in runners}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            curves[name].append(runners[name]())
+    result = {}
+    ours = [first_reaching(curve) for curve in curves["ials"]]
+    for name in names:
+        if curves[name][0] is None:
             result[name] = "skipped: the implicit package is not importable"
             continue
-        a, b = first_reaching(ours), first_reaching(peer)
-        result[name] = {"options": options, "curve": peer, "seconds_to_target": b,
-                        "ratio_ials_over_it": round(a / b, 3) if a and b else None}
+        times = [first_reaching(curve) for curve in curves[name]]
+        result[name] = {"options": PEERS.get(name, "defaults"), "curve": curves[name][0],
+                        "seconds_to_target": times}
+        if name != "ials":
+            ratios = [a / b for a, b in zip(ours, times) if a and b]
+            result[name]["ratio_ials_over_it"] = [round(r, 3) for r in ratios]
+            result[name]["median_ratio"] = round(float(np.median(ratios)), 3) \
+                if ratios else None
     return result
 
 
@@ -152,6 +168,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quality", default="")
     parser.add_argument("--sweeps", type=int, default=20)
     args = parser.parse_args()
@@ -161,8 +178,9 @@ def main() -> None:
               "threads": {"torch": args.threads, "implicit num_threads": args.threads,
                           "implicit BLAS": 1},
               "race": {"dataset": "ncf:deepcf/ml-1m", "dim": args.dim,
-                       "iterations": args.iterations, "target_hr@10": TARGET,
-                       **race(root, args.threads, args.dim, args.iterations)}}
+                       "iterations": args.iterations, "repeats": args.repeats,
+                       "target_hr@10": TARGET,
+                       **race(root, args.threads, args.dim, args.iterations, args.repeats)}}
     if args.quality:
         result["quality"] = {"model": "ials, all defaults", "sweeps": args.sweeps,
                              **{name: quality(name, root, args.sweeps)

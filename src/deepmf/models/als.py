@@ -117,7 +117,10 @@ class IALS(Alternating):
         unobserved_weight: ``α₀``, the weight of the squared score of every pair.
         reg: ``λ``, the scale of the L2 penalty.
         reg_exponent: ``ν``, the frequency-scaling exponent of the penalty.
-        init_std: the factors start from N(0, init_std² / dim).
+        init_std: the factors start from N(0, init_std² / dim), rows of norm about
+            ``init_std``. From 0.1 the first sweeps are little more than a power iteration;
+            from 1 the objective falls faster and ml-1m's validation HR@10 peaks 4 sweeps
+            sooner, at the same height.
         solver: ``"cg"`` (``cg_steps`` conjugate gradient steps per row and side, warm-started
             from the previous sweep) or ``"cholesky"`` (exact solves; slower beyond ~32
             factors).
@@ -129,7 +132,7 @@ class IALS(Alternating):
 
     def __init__(self, n_users: int, n_items: int, dim: int = 192,
                  unobserved_weight: float = 0.1, reg: float = 0.01, reg_exponent: float = 1.0,
-                 init_std: float = 0.1, solver: str = "cg", cg_steps: int = 3, seed: int = 0):
+                 init_std: float = 1.0, solver: str = "cg", cg_steps: int = 3, seed: int = 0):
         super().__init__(n_users, n_items, dim, reg, init_std, solver, cg_steps, seed)
         self.unobserved_weight = _check("unobserved_weight", unobserved_weight, 0.0,
                                         strict=False)
