@@ -178,7 +178,7 @@ def test_ials_on_ml1m_beats_popularity_clearly(data_root):
     model = IALS(train.n_users, train.n_items, dim=32)
     sweeps(model, train, 3)
     hr = evaluate_sampled(model, test, dataset.test_negatives)["hr@10"]
-    assert hr > 0.66  # ItemPop: 0.4535; 64 factors and more sweeps reach 0.70+
+    assert hr > 0.67  # 0.692 measured; ItemPop 0.4535; the defaults end at 0.725+
 
 
 def test_als_on_ml100k_u1_beats_the_bias_baseline(ml100k):

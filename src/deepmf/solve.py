@@ -22,7 +22,8 @@ and the same code runs on the CPU and on CUDA.
 
 ``method="cg"`` solves the same systems approximately, by a few steps of the conjugate
 gradient method run on all rows at once and warm-started from ``x0`` (Takács, Pilászy &
-Tikk, RecSys 2011; the ``implicit`` package's default, with 3 steps). It never forms
+Tikk, RecSys 2011; the ``implicit`` package's default, with 3 steps; in
+:mod:`deepmf.solve_cg`). It never forms
 ``A_r``: the product ``A_r p_r = S p_r + Σ_j w_rj (f_j · p_r) f_j + λ_r p_r`` for every row is
 one sampled dense-dense product (the ``f_j · p_r`` at the stored entries only) and one
 sparse-dense product, ``O(nnz · d)`` per step instead of ``O(nnz · d²)`` for the Gram
@@ -179,6 +180,8 @@ def solve_rows(
             negative ``cg_steps``, an ``x0`` of the wrong shape, or (Cholesky) a singular row.
     """
     if method == "cg":
+        from deepmf.solve_cg import conjugate_gradient  # that module builds on this one
+
         if generator is not None:
             raise ValueError("generator: a draw needs method='cholesky'")
         return conjugate_gradient(index, factors, weights=weights, targets=targets,
@@ -257,66 +260,6 @@ def _entries(value, positions: torch.Tensor, mask: torch.Tensor,
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         return value[positions].to(like.dtype) * mask
     return mask.to(like.dtype) * float(value)
-
-
-def conjugate_gradient(
-    index: RowIndex,
-    factors: torch.Tensor,
-    *,
-    weights: torch.Tensor | float = 1.0,
-    targets: torch.Tensor | float = 1.0,
-    shared: torch.Tensor | None = None,
-    ridge: torch.Tensor | float = 0.0,
-    prior: torch.Tensor | None = None,
-    x0: torch.Tensor | None = None,
-    steps: int = 3,
-) -> torch.Tensor:
-    """``steps`` conjugate gradient steps on every row's ``A_r x = b_r`` at once.
-
-    The arguments are :func:`solve_rows`'s. Each step costs two sparse products over the
-    stored entries and a ``[rows, d] × [d, d]`` product with ``S``; the step sizes are per
-    row, so rows converge independently, exactly as if each ran its own loop.
-    """
-    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueError(f"cg_steps must be a non-negative integer, got {steps!r}")
-    rows, dim = index.n_rows, factors.shape[1]
-    if x0 is not None and tuple(x0.shape) != (rows, dim):
-        raise ValueError(f"x0 must have shape ({rows}, {dim}), got {tuple(x0.shape)}")
-    pattern = index.sparse(torch.ones_like(index.indices, dtype=factors.dtype))
-    per_entry = isinstance(weights, torch.Tensor) and weights.dim() > 0
-    weight = weights.to(factors.dtype) if per_entry else float(weights)
-    ridge_rows = _per_row(ridge, torch.arange(rows, device=factors.device), factors)[:, None]
-
-    def product(p: torch.Tensor) -> torch.Tensor:  # A_r p_r for every row: [rows, d]
-        dots = torch.sparse.sampled_addmm(pattern, p, factors.T, beta=0.0)  # f_j · p_r at S
-        if per_entry:
-            out = index.sparse(dots.values() * weight) @ factors
-        else:  # one weight for all: scale the product rather than every entry
-            out = (dots @ factors).mul_(weight)
-        out += ridge_rows * p
-        return out if shared is None else out.addmm_(p, shared)
-
-    if isinstance(targets, torch.Tensor) and targets.dim() > 0:
-        rhs = index.sparse(targets.to(factors.dtype)) @ factors  # b: [rows, d]
-    else:
-        rhs = (pattern @ factors).mul_(float(targets))
-    if prior is not None:
-        rhs += prior
-    x = factors.new_zeros(rows, dim) if x0 is None else x0.to(factors.dtype).clone()
-    residual = rhs - product(x) if x0 is not None else rhs
-    direction = residual.clone()
-    norm = torch.linalg.vecdot(residual, residual)
-    for _ in range(int(steps)):
-        moved = product(direction)
-        curvature = torch.linalg.vecdot(direction, moved)
-        alpha = torch.where(curvature > 0, norm / curvature.clamp(min=1e-30), 0.0)
-        x.addcmul_(alpha[:, None], direction)
-        residual.addcmul_(alpha[:, None], moved, value=-1.0)
-        new_norm = torch.linalg.vecdot(residual, residual)
-        beta = torch.where(norm > 0, new_norm / norm.clamp(min=1e-30), 0.0)
-        direction = residual.addcmul(beta[:, None], direction)
-        norm = new_norm
-    return x
 
 
 def _stored(value, index: RowIndex, like: torch.Tensor) -> torch.Tensor:
