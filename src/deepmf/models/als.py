@@ -15,6 +15,7 @@ on the CPU for its ``seed`` keyword; the generator passed to :meth:`sweep` is no
 
 from __future__ import annotations
 
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -236,8 +237,6 @@ class ALS(Alternating):
         """Ratings as a users × items CSR matrix; a pair rated twice keeps its mean."""
         if train.ratings is None:
             raise ValueError("ALS fits ratings; train has none (use IALS for implicit data)")
-        import scipy.sparse as sp
-
         shape = (train.n_users, train.n_items)
         total = sp.csr_matrix((train.ratings.astype("float64"), (train.users, train.items)),
                               shape=shape)
