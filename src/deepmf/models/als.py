@@ -111,6 +111,11 @@ class IALS(Alternating):
     ``ν = 1`` scales the penalty with the number of terms each row's loss has, so one ``λ``
     suits users and items with few or many interactions alike (``ν = 0``: plain L2).
 
+    Defaults were chosen on ml-1m validation data (one held-out training item per user):
+    α₀ in {0.03, 0.05, 0.1, 0.2, 0.3, 1} × λ in {0.001 ... 0.03} at 128 factors, then 192
+    factors; they carry over to AMusic (test HR@10 0.419 validation-selected, published best
+    0.412). Small logs may want a larger ``reg``: ml-100k's validation prefers 0.02.
+
     Args:
         n_users: size of the user id space.
         n_items: size of the item id space.
@@ -200,7 +205,8 @@ class ALS(Alternating):
     without ratings is penalised as if it had one, so it solves to zero). Each bias is
     solved together with its factors: the user side regresses ``r_ui − μ − c_i`` on the
     augmented item vectors ``[q_i, 1]``, so ``[p_u, b_u]`` comes out of one
-    ``(d+1) × (d+1)`` system, and the item side likewise.
+    ``(d+1) × (d+1)`` system, and the item side likewise. Defaults: the best mean RMSE on
+    5% validation splits of the ml-100k folds over dim 4 ... 64 and reg 0.05 ... 0.3.
 
     Args:
         n_users: size of the user id space.
