@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from deepmf import solve
 from deepmf.solve import RowIndex, solve_rows
 
 
@@ -26,8 +27,16 @@ def test_one_row_by_hand():
     np.testing.assert_allclose(x[0].numpy(), expected, rtol=1e-12)
 
 
+@pytest.fixture(params=["products", "padded"])
+def gram_path(request, monkeypatch):
+    """Run a test with each way of forming the Gram matrices (small d uses products)."""
+    if request.param == "padded":
+        monkeypatch.setattr(solve, "PRODUCT_DIM", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("block", [1 << 22, 7])  # one chunk per length group, or many
-def test_every_row_matches_a_dense_solve(block):
+def test_every_row_matches_a_dense_solve(block, gram_path):
     rng = np.random.default_rng(0)
     dense = (rng.random((40, 30)) < rng.random((40, 1))) * rng.integers(1, 6, (40, 30))
     dense[3] = 0  # a row without entries
@@ -79,3 +88,54 @@ def test_transpose_swaps_the_sides():
     t = _index(dense).transpose()
     back = sp.csr_matrix((t.values.numpy(), t.indices.numpy(), t.indptr.numpy()), shape=(3, 2))
     np.testing.assert_array_equal(back.toarray(), dense.T)
+
+
+def _system(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((40, 30)) < rng.random((40, 1))) * rng.integers(1, 6, (40, 30))
+    dense[3] = 0  # a row without entries
+    index = _index(dense.astype(float))
+    options = dict(weights=index.values, targets=index.values * 2 - 1,
+                   shared=torch.from_numpy(np.diag([0.5, 1.0, 1.5, 2.0])),
+                   ridge=torch.from_numpy(rng.random(40) + 0.1),
+                   prior=torch.from_numpy(rng.normal(size=(40, 4))))
+    return index, torch.from_numpy(rng.normal(size=(30, 4))), options
+
+
+def test_cg_with_d_steps_is_the_exact_solve():
+    index, f, options = _system()
+    exact = solve_rows(index, f, **options)
+    cg = solve_rows(index, f, method="cg", cg_steps=4, **options)  # d = 4
+    np.testing.assert_allclose(cg.numpy(), exact.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_cg_error_shrinks_with_each_step_and_stays_at_a_solved_start():
+    index, f, options = _system(1)
+    exact = solve_rows(index, f, **options)
+    start = torch.from_numpy(np.random.default_rng(2).normal(size=(40, 4)))
+    errors = [float((solve_rows(index, f, method="cg", cg_steps=k, x0=start, **options)
+                     - exact).norm()) for k in range(4)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.1 * errors[0], errors
+    warm = solve_rows(index, f, method="cg", cg_steps=2, x0=exact, **options)
+    np.testing.assert_allclose(warm.numpy(), exact.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_cg_arguments_are_checked():
+    index, f, options = _system()
+    with pytest.raises(ValueError, match="generator"):
+        solve_rows(index, f, method="cg", generator=torch.Generator(), **options)
+    with pytest.raises(ValueError, match="x0"):
+        solve_rows(index, f, method="cg", x0=torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cg_steps"):
+        solve_rows(index, f, method="cg", cg_steps=-1)
+    with pytest.raises(ValueError, match="method"):
+        solve_rows(index, f, method="lu")
+
+
+def test_both_gram_paths_draw_the_same_samples(monkeypatch):
+    index, f, options = _system(3)
+    draw = lambda: solve_rows(index, f, generator=torch.Generator().manual_seed(5),  # noqa
+                              block=50, **options)
+    products = draw()
+    monkeypatch.setattr(solve, "PRODUCT_DIM", 0)
+    np.testing.assert_allclose(draw().numpy(), products.numpy(), rtol=1e-9, atol=1e-10)
