@@ -11,7 +11,7 @@ import torch
 from deepmf.data import Interactions
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.models.als import ALS, IALS
-from deepmf.models.ncf import ItemPop
+from deepmf.models.popularity import ItemPop
 
 
 def planted_ratings(seed: int = 0):

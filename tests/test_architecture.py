@@ -15,7 +15,7 @@ LOW = ("deepmf.errors",)
 ALLOWED = {  # module (or package) -> what it may import besides itself and its own package
     "deepmf.errors": (),
     "deepmf.metrics": (),
-    "deepmf.solve": (),
+    "deepmf.solve": (),  # a package: direct and cg build on rows
     "deepmf.snapshot": (),
     "deepmf.distributed": (),
     "deepmf.data": LOW,

@@ -213,3 +213,19 @@ def test_explicit_refit_replays_the_lr_decay_of_selection(tmp_path, capsys, data
     best = json.loads((out / "metrics.json").read_text())["best_epoch"]
     assert len(refit) == best and refit == select[:best]
     assert min(refit) < 0.05  # mf at lr 0.05 overfits ml-100k: the decay began before the best
+
+
+def test_alternating_models_train_from_the_command_line(tmp_path, capsys, data_root):
+    """ALS on ratings and iALS on the NCF files, a few sweeps each, through `deepmf train`."""
+    code, out, err = run_cli(["train", "--model", "als", "--dataset", "ml-100k", "--split",
+                              "u1", "--epochs", "4", "--quiet", "--data-dir", data_root,
+                              "--out", tmp_path / "als"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["rmse"] < 0.95  # biased baseline about 0.96 on u1
+    code, out, err = run_cli(["train", "--model", "ials", "--dataset", "ncf:deepcf/AMusic",
+                              "--epochs", "3", "--dim", "32", "--quiet", "--data-dir",
+                              data_root, "--out", tmp_path / "ials"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["hr@10"] > 0.2387 + 0.05  # itempop 0.2387
+    history = (tmp_path / "ials" / "history.csv").read_text().splitlines()
+    assert len(history) == 4 and "valid_hr@10" in history[0]

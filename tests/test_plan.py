@@ -34,6 +34,9 @@ def test_resolved_config_fills_recipe_and_drops_what_is_unused():
     assert dmf.reg is None  # dmf has no per-row penalty to weigh
     assert dmf.batch_size == IMPLICIT["dmf"]["batch_size"] and dmf.loss == "bce"
     assert dmf.layers is None and dmf.dim is None  # its model options stay the model's
+    ials = resolve(RunConfig(model="ials", task="implicit", split="given", reg=0.02), 1000)
+    assert ials.reg == 0.02 and ials.dim == 192 and ials.unobserved_weight == 0.1
+    assert ials.lr is None and ials.batch_size is None  # no minibatches in closed form
     pop = resolve(RunConfig(model="itempop", task="implicit", split="given"), 1000)
     assert pop.epochs is None and pop.lr is None  # nothing to train
 
@@ -50,6 +53,12 @@ def test_resolved_config_fills_recipe_and_drops_what_is_unused():
     (dict(model="neumf", task="implicit", pretrain="a,b", dim=16), "its parts set it"),
     (dict(model="biased-mf", task="implicit", pretrain="a,b"), "cannot be pre-trained"),
     (dict(model="biased-mf", refit=True, select_on="test"), "no validation data"),
+    (dict(model="ials", task="implicit", lr=0.1), "--lr does not apply to model ials"),
+    (dict(model="ials", task="implicit", num_neg=4), "--num-neg does not apply"),
+    (dict(model="als", layers=(8, 4)), "--layers does not apply to model als"),
+    (dict(model="als", task="implicit"), "is for the explicit task"),
+    (dict(model="ials", unobserved_weight=0.5), "is for the implicit task"),
+    (dict(model="gmf", task="implicit", unobserved_weight=0.5), "--unobserved-weight does not"),
 ])
 def test_settings_a_run_would_ignore_are_refused(settings, message):
     config = RunConfig(**{"task": "explicit", **settings})

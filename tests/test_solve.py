@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from deepmf import solve
 from deepmf.solve import RowIndex, solve_rows
+from deepmf.solve import direct as solve
 
 
 def _index(dense: np.ndarray) -> RowIndex:

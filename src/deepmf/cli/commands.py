@@ -39,6 +39,8 @@ def train(
     user_layers: Optional[str] = typer.Option(None, help="dmf/cfnet user tower, e.g. 512,64"),
     item_layers: Optional[str] = typer.Option(None, help="dmf/cfnet item tower, e.g. 1024,64"),
     dropout: Optional[float] = typer.Option(None, min=0.0, max=0.99),
+    unobserved_weight: Optional[float] = typer.Option(None, help="ials: weight of the pairs "
+                                                                 "a user did not interact with"),
     num_neg: Optional[int] = typer.Option(None, min=1, help="negatives per positive"),
     reg: Optional[float] = typer.Option(None, min=0.0, help="L2 on the rows each batch uses"),
     weight_decay: Optional[float] = typer.Option(None, min=0.0),

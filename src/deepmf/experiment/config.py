@@ -11,7 +11,7 @@ import tomllib
 from deepmf.errors import ConfigError
 from deepmf.readers.table import TableFormat
 
-MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout")
+MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout", "unobserved_weight")
 """Settings that become model constructor keywords."""
 LAYER_FIELDS = ("layers", "user_layers", "item_layers")
 
@@ -36,6 +36,8 @@ class RunConfig:
     user_layers: tuple[int, ...] | None = None
     item_layers: tuple[int, ...] | None = None
     dropout: float | None = None
+    unobserved_weight: float | None = None
+    """iALS: the weight of every pair the user did not interact with (α₀)."""
     # training
     epochs: int | None = None
     batch_size: int | None = None
@@ -43,6 +45,7 @@ class RunConfig:
     optimizer: str | None = None
     weight_decay: float | None = None
     reg: float | None = None
+    """L2 strength: on the rows each batch uses (SGD models), or the models' own λ (ALS)."""
     num_neg: int | None = None
     patience: int | None = None
     lr_decay: float | None = None
@@ -116,7 +119,8 @@ class RunConfig:
 
 BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
           ("patience", 0, None), ("epochs", 1, None), ("batch_size", 1, None),
-          ("num_neg", 1, None), ("sample_users", 1, None), ("threads", 1, 1025))
+          ("num_neg", 1, None), ("sample_users", 1, None), ("threads", 1, 1025),
+          ("unobserved_weight", 0, None))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
 _KINDS = {  # annotation: the Python types it accepts, and how an error names them

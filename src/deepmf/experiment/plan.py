@@ -9,6 +9,7 @@ does not use is refused here, in one line, before anything trains.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
 from deepmf.data import Dataset
@@ -47,8 +48,12 @@ class Plan:
 
     def model_options(self) -> dict:
         """Constructor keywords for the model (the ones the config sets)."""
-        return {k: getattr(self.config, k) for k in MODEL_FIELDS
-                if getattr(self.config, k) is not None}
+        accepted = constructor_options(self.config.model)
+        options = {k: getattr(self.config, k) for k in (*MODEL_FIELDS, "reg")
+                   if k in accepted and getattr(self.config, k) is not None}
+        if "seed" in accepted:
+            options["seed"] = self.config.seed
+        return options
 
     def train_config(self) -> TrainConfig:
         c = self.config
@@ -103,6 +108,11 @@ def resolve_split(config: RunConfig, dataset: Dataset, task: str) -> str:
     return "u1" if "u1" in dataset.given else "random:0.2"
 
 
+def constructor_options(model: str) -> set[str]:
+    """Settings the model takes as constructor keywords (``reg``: the model's own λ)."""
+    return hyperparameters(model) & {*MODEL_FIELDS, "reg"}
+
+
 def used_settings(config: RunConfig) -> set[str]:
     """The settings a resolved task and model read (model hyper-parameters aside)."""
     cls = model_class(config.model)
@@ -123,13 +133,16 @@ def check_settings(config: RunConfig) -> None:
     """Refuse settings the model or the task would silently ignore."""
     cls, model = model_class(config.model), config.model
     takes = sorted(hyperparameters(model) & set(MODEL_FIELDS))
+    task = getattr(cls, "task", config.task)
+    if task != config.task:
+        raise ConfigError(f"model {model} is for the {task} task, not the {config.task} one")
     for name in MODEL_FIELDS:
         if getattr(config, name) is None or (name in takes and not config.pretrain):
             continue
         reason = ("its parts set it (--pretrain)" if config.pretrain else
                   f"it takes {', '.join(map(_flag, takes)) or 'none of the model options'}")
         raise ConfigError(f"--{_flag(name)} does not apply to model {model} ({reason})")
-    used = used_settings(config)
+    used = used_settings(config) | (constructor_options(model) - set(MODEL_FIELDS))
     for name in (*LOOP_SETTINGS[:2], *SGD_SETTINGS, "refit"):
         if getattr(config, name) is not None and name not in used and name != "loss":
             raise ConfigError(f"--{_flag(name)} does not apply to model {model} on the "
@@ -157,9 +170,12 @@ def resolve(config: RunConfig, n_train: int) -> RunConfig:
                       n_train=n_train, num_neg=config.num_neg)
     used = used_settings(config)
     values = {}
-    if not config.pretrain:
-        accepted = hyperparameters(config.model)
-        values.update({k: v for k, v in defaults.items() if k in MODEL_FIELDS and k in accepted})
+    if not config.pretrain:  # the model's options: recipe, else the constructor's default
+        accepted = constructor_options(config.model)
+        signature = inspect.signature(model_class(config.model)).parameters
+        values.update({k: signature[k].default for k in accepted
+                       if signature[k].default not in (None, inspect.Parameter.empty)})
+        values.update({k: v for k, v in defaults.items() if k in accepted})
     values.update({k: v for k, v in {**TRAINING, **defaults}.items() if k in used})
     if "loss" in used:
         values["loss"] = "bce"

@@ -16,6 +16,8 @@ EXPLICIT: dict[str, dict] = {
     "biased-mf": dict(dim=64, epochs=80, batch_size=1024, lr=0.005, reg=0.1, patience=5),
     "deepmf": dict(dim=32, layers=(64, 32), dropout=0.2, epochs=80, batch_size=1024,
                    lr=0.005, reg=0.1, patience=5),
+    # Closed-form sweeps: a few suffice; the model's own defaults (dim 16, λ 0.15) hold.
+    "als": dict(epochs=15, patience=3),
 }
 """Recipes for rating prediction, by model."""
 
@@ -39,6 +41,8 @@ IMPLICIT: dict[str, dict] = {
     # Fine-tuned with plain SGD, as Deng et al. do: Adam drifts away from the parts' start.
     "cfnet+pretrain": dict(epochs=10, batch_size=65536, lr=0.01, num_neg=4, patience=3,
                            optimizer="sgd"),
+    # iALS (Rendle et al. 2022's weighting): the model's defaults, 20 sweeps at the most.
+    "ials": dict(epochs=20, patience=4),
 }
 """Recipes for top-K ranking, by model (``NAME+pretrain``: fine-tuning from trained parts)."""
 
@@ -65,7 +69,7 @@ def recipe(model: str, task: str, *, pretrain: bool = False, n_train: int | None
         defaults = IMPLICIT[f"{model}+pretrain"]
     else:
         defaults = IMPLICIT.get(model, IMPLICIT_DEFAULT)
-    if n_train:
+    if n_train and "batch_size" in defaults:
         samples = n_train * (1 + (num_neg or defaults["num_neg"]))
         batch = defaults["batch_size"]
         while batch > 256 and samples < MIN_STEPS * batch:

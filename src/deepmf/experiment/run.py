@@ -110,7 +110,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
     else:
         fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed)
     model = _new_model(plan, fit_data, device)
-    rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size, device=device,
+    rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size or 1, device=device,
                              reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
     history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
@@ -118,7 +118,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
     if c.refit:  # retrain on train + validation for the chosen number of epochs
         fit_data, extra_seen = split.train, None
         model = _new_model(plan, fit_data, device)
-        refit_task = RatingTask(fit_data, None, batch_size=c.batch_size, device=device,
+        refit_task = RatingTask(fit_data, None, batch_size=c.batch_size or 1, device=device,
                                 reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
         refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),

@@ -6,6 +6,7 @@ import inspect
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
+from deepmf.models.als import ALS, IALS
 from deepmf.models.base import Recommender
 from deepmf.models.deepcf import DMF, CFNet, CFNetML
 from deepmf.models.mf import MF, BiasedMF, DeepMF
@@ -23,12 +24,14 @@ MODELS: dict[str, type[Recommender]] = {
     "dmf": DMF,
     "cfnet-ml": CFNetML,
     "cfnet": CFNet,
+    "ials": IALS,
+    "als": ALS,
 }
 
-EXPLICIT_MODELS = ("mf", "biased-mf", "deepmf")
+EXPLICIT_MODELS = ("mf", "biased-mf", "deepmf", "als")
 """Models whose default task is rating prediction; all others default to implicit."""
 
-FILLED_IN = ("n_users", "n_items", "global_mean", "interactions")
+FILLED_IN = ("n_users", "n_items", "global_mean", "interactions", "seed")
 """Constructor arguments :func:`build_model` fills in from the training data."""
 
 
@@ -68,4 +71,4 @@ def build_model(name: str, train: Interactions, **options) -> Recommender:
 
 __all__ = ["MODELS", "EXPLICIT_MODELS", "Recommender", "build_model", "model_class",
            "hyperparameters", "MF", "BiasedMF", "DeepMF", "GMF", "MLP", "NeuMF", "ItemPop",
-           "DMF", "CFNetML", "CFNet"]
+           "DMF", "CFNetML", "CFNet", "IALS", "ALS"]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from deepmf.data import Interactions
+from deepmf.errors import ConfigError
 from deepmf.models.base import Recommender
 from deepmf.solve import RowIndex, solve_rows
 
@@ -27,11 +28,14 @@ SOLVERS = ("cg", "cholesky")
 
 
 def _check(name: str, value, low: float, *, strict: bool) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` when it is not above ``low``."""
-    number = float(value)
+    """``value`` as a float, or a ConfigError naming ``name`` when it is not above ``low``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if not (number > low if strict else number >= low) or number != number:
         bound = f"{'>' if strict else '>='} {low:g}"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        raise ConfigError(f"{name} must be a number {bound}, got {value!r}")
     return number
 
 
@@ -39,16 +43,17 @@ class Alternating(Recommender):
     """Shared parts: factor tables, scoring, the solver choice and the cached sparse sides."""
 
     task: str
+    trainer = "sweep"
 
     def __init__(self, n_users: int, n_items: int, dim: int, reg: float, init_std: float,
                  solver: str, cg_steps: int, seed: int):
         super().__init__()
         if isinstance(dim, bool) or int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise ConfigError(f"dim must be a positive integer, got {dim!r}")
         if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+            raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if isinstance(cg_steps, bool) or int(cg_steps) != cg_steps or cg_steps < 1:
-            raise ValueError(f"cg_steps must be a positive integer, got {cg_steps!r}")
+            raise ConfigError(f"cg_steps must be a positive integer, got {cg_steps!r}")
         self.n_users, self.n_items = n_users, n_items
         self.reg = _check("reg", reg, 0.0, strict=True)
         init_std = _check("init_std", init_std, 0.0, strict=True)
@@ -79,7 +84,7 @@ class Alternating(Recommender):
         cached = self._sides
         if cached is None or cached[0] is not train or cached[1].indptr.device != device:
             if (train.n_users, train.n_items) != (self.n_users, self.n_items):
-                raise ValueError(f"train has {train.n_users} users and {train.n_items} items; "
+                raise ConfigError(f"train has {train.n_users} users and {train.n_items} items; "
                                  f"the model was built for {self.n_users} and {self.n_items}")
             by_user = RowIndex.from_csr(self.matrix(train), device)
             self._sides = cached = (train, by_user, by_user.transpose())
@@ -242,7 +247,7 @@ class ALS(Alternating):
     def matrix(self, train: Interactions):
         """Ratings as a users × items CSR matrix; a pair rated twice keeps its mean."""
         if train.ratings is None:
-            raise ValueError("ALS fits ratings; train has none (use IALS for implicit data)")
+            raise ConfigError("ALS fits ratings; train has none (use IALS for implicit data)")
         shape = (train.n_users, train.n_items)
         total = sp.csr_matrix((train.ratings.astype("float64"), (train.users, train.items)),
                               shape=shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from deepmf.solve import RowIndex, _per_row
+from deepmf.solve.rows import RowIndex, _per_row
 
 
 def conjugate_gradient(
