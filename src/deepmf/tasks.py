@@ -26,6 +26,11 @@ def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list
     return list(torch.split(perm, batch_size))
 
 
+WHOLE_EPOCH_NEGATIVES = 1 << 25
+"""Above this many negatives an epoch (33.5M: 268 MB of ids, and several times that in
+temporaries while drawing), they are drawn batch by batch instead of all at once."""
+
+
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
@@ -135,6 +140,9 @@ class RankingTask:
         if self.shard.world > 1:
             yield from self._sharded_batches(generator)
             return
+        if n * k > WHOLE_EPOCH_NEGATIVES:  # a large log: negatives batch by batch
+            yield from self._lean_batches(generator)
+            return
         negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
         if self.loss_name == "bpr":
             for rows in _slices(n, self.batch_size, generator, self.device):
@@ -156,6 +164,26 @@ class RankingTask:
             yield (torch.cat([self.users[rows], self.users[others].repeat_interleave(k)]),
                    torch.cat([self.items[rows], negatives[others].view(-1)]),
                    labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
+
+    def _lean_batches(self, generator):
+        """The same batches, with each batch's negatives drawn when it comes: memory stays
+        a batch's worth however large the log (an epoch of 20M positives with 8 negatives
+        each would otherwise hold 160M item ids at once, with as many temporaries)."""
+        n, k, device = len(self.users), self.num_neg, self.device
+        if self.loss_name == "bpr":
+            for rows in _slices(n, self.batch_size, generator, device):
+                users = self.users[rows]
+                yield users, self.items[rows], self.sampler.sample(users, k, generator)
+            return
+        step = max(1, self.batch_size // (1 + k))
+        positives = _slices(n, step, generator, device)
+        anchors = _slices(n, step, generator, device)
+        for rows, others in zip(positives, anchors):
+            m, anchor_users = len(rows), self.users[others]
+            negatives = self.sampler.sample(anchor_users, k, generator)  # [m, k]
+            yield (torch.cat([self.users[rows], anchor_users.repeat_interleave(k)]),
+                   torch.cat([self.items[rows], negatives.view(-1)]),
+                   torch.cat([torch.ones(m, device=device), torch.zeros(m * k, device=device)]))
 
     def _sharded_batches(self, generator):
         """This process's batches of the epoch every process shuffles alike, with negatives

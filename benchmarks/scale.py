@@ -1,0 +1,102 @@
+"""How cost grows with the log: one epoch and one full ranking on synthetic logs of 1M to 20M.
+
+    .venv/bin/python benchmarks/scale.py [SIZES] [MODELS] [--device cuda]
+
+SIZES are interaction counts (default 1000000,5000000,20000000), MODELS registry names
+(default biased-mf,neumf,dmf,ials). Each log has ml-20m's shape at 20M (138,000 users x
+27,000 items; users scale with the size, items with its square root), long-tailed item
+popularity, varied user activity and a planted taste structure (`synthetic:`). Every
+(size, model) runs in a fresh process, which trains one epoch with the model's implicit
+recipe (no validation) and ranks every item for every user who has a held-out item
+(leave-one-out), and reports seconds, samples per second and its peak RSS. Prints JSON
+with the ratios of each size's costs to the smallest one's.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+TOP = (20_000_000, 138_000, 27_000)
+
+
+def shape(size: int) -> tuple[int, int]:
+    scale = size / TOP[0]
+    return max(100, int(TOP[1] * scale)), max(100, int(TOP[2] * scale ** 0.5))
+
+
+def one(size: int, name: str, device: str) -> dict:
+    """Runs inside the child process."""
+    import torch
+
+    from deepmf.evaluate import evaluate_full
+    from deepmf.experiment.recipes import recipe
+    from deepmf.models import build_model
+    from deepmf.readers.synthetic import synthetic
+    from deepmf.split import leave_one_out
+    from deepmf.tasks import RankingTask
+    from deepmf.train import TrainConfig, fit
+
+    torch.set_num_threads(1 if device == "cpu" else torch.get_num_threads())
+    users, items = shape(size)
+    start = time.perf_counter()
+    data = synthetic(users, items, size, seed=0).interactions
+    train, test = leave_one_out(data)
+    generated = time.perf_counter() - start
+    settings = recipe(name, "implicit", n_train=len(train))
+    options = {k: v for k, v in settings.items() if k in ("dim",)}
+    model = build_model(name, train, **options).to(device)
+    task = RankingTask(train, None, batch_size=settings.get("batch_size", 1),
+                       device=torch.device(device), num_neg=settings.get("num_neg", 1),
+                       reg=settings.get("reg", 0.0))
+    history = fit(model, task, TrainConfig(epochs=1, lr=settings.get("lr", 0.001),
+                                           patience=0))
+    epoch = history[0]["seconds"]
+    samples = len(train) * (1 + settings.get("num_neg", 0))
+    start = time.perf_counter()
+    full = evaluate_full(model, train, test, k=10)
+    ranking = time.perf_counter() - start
+    return {"size": size, "model": name, "users": users, "items": items,
+            "positives": len(train), "generate_seconds": round(generated, 1),
+            "epoch_seconds": round(epoch, 2),
+            "samples_per_second": round(samples / epoch) if model.trainer == "sgd" else None,
+            "full_ranking_seconds": round(ranking, 2), "full_hr@10": round(full["hr@10"], 4),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
+
+
+def main(sizes: list[int], models: list[str], device: str) -> None:
+    rows = []
+    for name in models:
+        for size in sizes:
+            child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device],
+                                   capture_output=True, text=True)
+            if child.returncode:
+                rows.append({"size": size, "model": name, "error": child.stderr[-500:]})
+            else:
+                rows.append(json.loads(child.stdout))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    ratios = {}
+    for name in models:
+        mine = [r for r in rows if r["model"] == name and "error" not in r]
+        if len(mine) > 1:
+            base = mine[0]
+            ratios[name] = {str(r["size"]): {
+                "size": round(r["size"] / base["size"], 1),
+                "epoch": round(r["epoch_seconds"] / base["epoch_seconds"], 1),
+                "full_ranking": round(r["full_ranking_seconds"] / base["full_ranking_seconds"],
+                                      1)} for r in mine[1:]}
+    print(json.dumps({"benchmark": "scale", "device": device, "runs": rows,
+                      "ratios_to_smallest": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4])))
+    else:
+        args = [a for a in sys.argv[1:] if not a.startswith("--")]
+        device = "cuda" if "--device" in sys.argv and "cuda" in sys.argv else "cpu"
+        main([int(x) for x in (args[0] if args else "1000000,5000000,20000000").split(",")],
+             (args[1] if len(args) > 1 else "biased-mf,neumf,dmf,ials").split(","), device)
