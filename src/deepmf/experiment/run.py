@@ -14,6 +14,7 @@ from deepmf.device import resolve_device
 from deepmf.errors import ConfigError, DataError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
+from deepmf.experiment.guards import LearnsSomething, check_pretrain, check_vocab, finite_metrics
 from deepmf.experiment.plan import Plan, make_plan
 from deepmf.experiment.rundir import FoldResult, RunDir
 from deepmf.models import Recommender, build_model, model_class
@@ -26,10 +27,12 @@ from deepmf.train import Callback, best_epoch, fit
 def train_run(config: RunConfig, callbacks: list[Callback] = ()) -> tuple[Path, dict]:
     """Train and evaluate per ``config``; return the finished run directory and its metrics."""
     plan = make_plan(config)
+    check_pretrain(plan.config)
     run = RunDir(config.out or RunDir.default_name(plan.config))
     run.check_free()
-    results = [train_split(plan, s, list(callbacks)) for s in plan.splits]
+    results = [train_split(plan, s, [*callbacks, LearnsSomething()]) for s in plan.splits]
     metrics = summarize(plan.config, results)
+    finite_metrics(metrics, f"run {run.path}")
     run.write(plan.config, plan.dataset, results, metrics)
     return run.path, metrics
 
@@ -170,8 +173,10 @@ def evaluate_run(run_dir: str | Path, *, k: int | None = None,
     run = RunDir(run_dir)
     config = run.load_config()
     plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir))
+    check_vocab(run, plan.dataset)
     tests = []
     for split in plan.splits:
-        _, model, seen = load_checkpoint(run.checkpoint(split.name))
+        _, model, seen = load_checkpoint(run.checkpoint(split.name),
+                                         id_space=(plan.dataset.n_users, plan.dataset.n_items))
         tests.append(evaluate_split(model, plan, split, seen))
     return tests[0] if len(tests) == 1 else mean_metrics(tests)
