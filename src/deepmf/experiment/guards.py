@@ -63,8 +63,12 @@ def check_model_memory(config: RunConfig, train) -> None:
     fit in the device's memory; nothing is allocated to find out."""
     options = {k: getattr(config, k) for k in ("dim", "layers", "user_layers", "item_layers",
                                                 "dropout") if getattr(config, k) is not None}
-    with torch.device("meta"):
-        model = build_model(config.model, train, **options)
+    try:
+        with torch.device("meta"):
+            model = build_model(config.model, train, **options)
+    except (RuntimeError, OverflowError) as error:  # sizes past what a tensor can index
+        raise ConfigError(f"model {config.model} with {_options(options)}too large to build "
+                          f"({' '.join(str(error).split())})") from None
     n_params = sum(p.numel() for p in model.parameters())
     size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     device = resolve_device(config.device)
