@@ -24,8 +24,8 @@ from deepmf.models import MODELS, Recommender, build_model
 FORMAT = 1
 """Version of the checkpoint layout, written to ``model.json`` (absent: 1)."""
 ARRAYS = ("fit_users", "fit_items", "extra_users", "extra_items")
-PICKLE_STARTS = (b"PK\x03\x04", b"\x80")
-"""How ``torch.save`` files (a zip) and pickles (protocol 2 and up) begin."""
+PICKLE_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+"""How ``torch.save`` files (a zip) and pickles (protocols 2 to 5) begin."""
 
 
 def save_checkpoint(
@@ -80,8 +80,8 @@ def read_safetensors(path: Path, loader=load_file) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: missing; the run directory is incomplete")
     with open(path, "rb") as handle:
-        start = handle.read(4)
-    if start.startswith(PICKLE_STARTS):
+        start = handle.read(9)  # safetensors: an 8-byte header length, then "{"
+    if start[8:] != b"{" and start.startswith(PICKLE_STARTS):
         raise DataError(f"{path}: a pickle (torch.save) file, not safetensors; deepmf never "
                         "unpickles files, so it is refused")
     try:
