@@ -125,13 +125,14 @@ def read_movies(path, fmt: MovieLensFormat) -> pd.DataFrame:
     except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot read movies ({' '.join(str(exc).split())})") from None
     frame["item"] = _movie_ids(path, frame["item"], lines)
-    frame["genres"] = frame["genres"].fillna("").replace("(no genres listed)", "")
-    frame["title"] = frame["title"].fillna("")
+    for column in ("title", "genres"):  # a column of missing values reads as float
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+    frame["genres"] = frame["genres"].replace("(no genres listed)", "")
     return frame.set_index("item")[["title", "genres"]]
 
 
 def _movie_ids(path: Path, ids: pd.Series, lines: np.ndarray) -> np.ndarray:
-    text = ids.fillna("").astype(str).str.strip()
+    text = ids.astype(object).where(ids.notna(), "").astype(str).str.strip()
     good = text.str.fullmatch(r"[+-]?[0-9]{1,18}").to_numpy(bool)
     if not good.all():
         row = int(np.flatnonzero(~good)[0])
