@@ -74,3 +74,30 @@ def write_movielens(root, users: int = 20, items: int = 30, per_user: int = 8) -
         for i, row in enumerate(flags.tolist())))
     (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n")
     return root
+
+
+def refused(capsys, args, *needles: str, out: Path | None = None) -> str:
+    """Run the CLI on ``args`` and check the bad-input contract: exit code 2, one line on
+    stderr starting ``deepmf: error:`` and holding every needle, no traceback, and nothing
+    left at ``out`` (no run directory, no hidden ``.NAME.tmp-*`` folder beside it).
+    Returns the line."""
+    from deepmf.cli import main
+
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, f"exit {code}: {err}"
+    assert len(lines) == 1 and lines[0].startswith("deepmf: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    if out is not None:
+        assert not out.exists(), f"{out} was left behind"
+        assert not list(out.parent.glob(f".{out.name}.tmp-*")), "a hidden temp folder was left"
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` with its size and modification time."""
+    return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}

@@ -101,6 +101,8 @@ def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, usecols=[column(r) for r in roles], dtype=rating,
                             low_memory=False, **options)
+    except pd.errors.EmptyDataError:  # a header and nothing else
+        raise DataError(f"{path}: no data rows") from None
     except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise fail(path, diagnose(), exc) from None
     frame.columns = roles
