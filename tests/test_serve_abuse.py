@@ -69,20 +69,24 @@ def test_schemathesis_finds_no_500_and_no_undocumented_status(api_schema, mode):
 
 
 def start_server(run_dir, data_dir) -> tuple[subprocess.Popen, str]:
+    """``deepmf serve`` in a subprocess on a free port; returns it and its base URL."""
     port = free_port()
     env = {**os.environ, "DEEPMF_DATA_DIR": str(data_dir)}
-    server = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", "from deepmf.cli import run; run()", "serve", str(run_dir),
          "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         # as from a terminal: a test run in the background inherits Ctrl-C ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    base = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(process: subprocess.Popen, base: str) -> None:
     deadline = time.monotonic() + 90
     while True:
-        assert server.poll() is None, server.stderr.read().decode()
+        assert process.poll() is None, process.stderr.read().decode()
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return server, base
+                return
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, "server did not become healthy in 90 s"
@@ -90,22 +94,28 @@ def start_server(run_dir, data_dir) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run, tiny_data):
-    """``deepmf serve`` of the tiny run; the shutdown test below ends it."""
-    process, base = start_server(tiny_run, tiny_data)
-    yield process, base
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=20)
+def servers(tiny_run, tiny_data):
+    """Two ``deepmf serve`` of the tiny run, started together (a start is mostly imports):
+    the load tests use the first, and the shutdown tests end one each."""
+    started = [start_server(tiny_run, tiny_data) for _ in range(2)]
+    try:
+        for process, base in started:
+            wait_healthy(process, base)
+        yield started
+    finally:
+        for process, _ in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=20)
 
 
 @pytest.mark.parametrize("clients", [16, 64])
-def test_load_on_loopback_answers_every_request(server, clients):
+def test_load_on_loopback_answers_every_request(servers, clients):
     """A bounded burst (1,600 requests, at most 30 s) over keep-alive connections, each
     sending back to back: no errors, every answer a full top 10."""
     from benchmarks.serve_load import burst, percentile
 
-    _, base = server
+    _, base = servers[0]
     users = httpx.get(f"{base}/users", params={"limit": 100_000}).json()["users"]
     latencies, errors, seconds = burst(base, users, 1600, clients, 10, 0.0, 30.0)
     rate = len(latencies) / seconds
@@ -160,17 +170,11 @@ def shut_down_with_requests_in_flight(process: subprocess.Popen, base: str, sign
     return code, stderr
 
 
-def test_sigterm_finishes_requests_in_flight_then_exits_143(server):
-    process, base = server
-    code, stderr = shut_down_with_requests_in_flight(process, base, signal.SIGTERM)
+def test_sigterm_finishes_requests_in_flight_then_exits_143(servers):
+    code, stderr = shut_down_with_requests_in_flight(*servers[0], signal.SIGTERM)
     assert code == 143 and stderr.strip().splitlines()[-1] == "deepmf: terminated"
 
 
-def test_ctrl_c_finishes_requests_in_flight_then_exits_130(tiny_run, tiny_data):
-    process, base = start_server(tiny_run, tiny_data)
-    try:
-        code, stderr = shut_down_with_requests_in_flight(process, base, signal.SIGINT)
-    finally:
-        if process.poll() is None:
-            process.kill()
+def test_ctrl_c_finishes_requests_in_flight_then_exits_130(servers):
+    code, stderr = shut_down_with_requests_in_flight(*servers[1], signal.SIGINT)
     assert code == 130 and stderr.strip().splitlines()[-1] == "deepmf: interrupted"
