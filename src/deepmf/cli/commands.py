@@ -38,6 +38,20 @@ def _span(text: str | None):
     return low, high
 
 
+def _run_config(config: str | None, flags: dict):
+    """The ``--config`` file's settings, overridden by the flags that were given."""
+    from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
+
+    flags = {k: v for k, v in flags.items() if k in {f.name for f in fields(RunConfig)}}
+    for name in LAYER_FIELDS:
+        flags[name] = _layers(flags[name], f"--{name.replace('_', '-')}")
+    flags["rating_range"] = _span(flags["rating_range"])
+    data_folder(flags["data_dir"])
+    values = read_config(config) if config else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return RunConfig(**values)
+
+
 def data_folder(data_dir: str | None) -> str | None:
     """``--data-dir`` as given, after checking it names a folder (a typo would otherwise
     send the search elsewhere, or start a download)."""
@@ -93,18 +107,10 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
-    from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
     from deepmf.experiment.run import train_run
     from deepmf.progress import ProgressBar
 
-    flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
-    for name in LAYER_FIELDS:
-        flags[name] = _layers(flags[name], f"--{name.replace('_', '-')}")
-    flags["rating_range"] = _span(rating_range)
-    data_folder(data_dir)
-    values = read_config(config) if config else {}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    run_config = RunConfig(**values)
+    run_config = _run_config(config, locals())
     callbacks = [] if quiet else [ProgressBar(err)]
     out_dir, metrics = train_run(run_config, callbacks)
     err.print(f"run saved to [bold]{out_dir}[/]")

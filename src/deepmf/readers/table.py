@@ -74,13 +74,7 @@ def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
               "timestamp": fmt.time_col}
     if path.suffix.lower() == ".parquet":
         return _read_parquet(path, wanted, fmt.rating_range)
-    first, second = _first_lines(path)
-    sep = _choose_sep(path, first, fmt.sep)
-    head = split_fields(first, sep, True)
-    header = fmt.header
-    if header is None:
-        header = _looks_like_header(head, split_fields(second, sep, True) if second else [])
-    positions = _resolve(path, wanted, head if header else None, len(head))
+    sep, header, width, positions = _layout(path, fmt, wanted)
     roles = sorted(positions, key=positions.get)
     double = sep == "::"
     options = dict(sep=":" if double else (sep or r"\s+"), header=None, engine="c",
@@ -108,7 +102,7 @@ def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
     frame.columns = roles
     if frame.empty:
         raise DataError(f"{path}: no data rows")
-    if frame.isna().to_numpy().any() or not _counts_ok(path, sep, len(head), len(frame), header):
+    if frame.isna().to_numpy().any() or not _counts_ok(path, sep, width, len(frame), header):
         raise fail(path, diagnose(), "missing values")
 
     def as_text(role: str):
@@ -121,6 +115,18 @@ def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
         raise DataError(f"{path}: line {_line_of(path, exc.row, header)}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise fail(path, diagnose(), exc) from None
+
+
+def _layout(path: Path, fmt: TableFormat, wanted: dict) -> tuple[str | None, bool, int, dict]:
+    """The delimiter, whether there is a header, the number of columns and the position of
+    each role, from the first two lines and the options."""
+    first, second = _first_lines(path)
+    sep = _choose_sep(path, first, fmt.sep)
+    head = split_fields(first, sep, True)
+    header = fmt.header
+    if header is None:
+        header = _looks_like_header(head, split_fields(second, sep, True) if second else [])
+    return sep, header, len(head), _resolve(path, wanted, head if header else None, len(head))
 
 
 def _choose_sep(path: Path, first: str, given: str | None) -> str | None:
