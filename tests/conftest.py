@@ -60,3 +60,26 @@ def trained(run_dir, data_root):
     from deepmf.experiment.trained import TrainedModel
 
     return TrainedModel(run_dir, data_dir=str(data_root))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A miniature ml-100k release (200 users, 100 items, titles and genres) generated in a
+    fresh folder: pass it as ``--data-dir``. Tests built on it need no real data."""
+    from helpers import write_movielens
+
+    return write_movielens(tmp_path_factory.mktemp("tiny-data"), users=200, items=100,
+                           per_user=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data) -> Path:
+    """biased-mf trained for one epoch on :func:`tiny_data` (explicit, random split)."""
+    from deepmf.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-runs") / "bmf"
+    code = main(["train", "--model", "biased-mf", "--dataset", "ml-100k", "--split",
+                 "random:0.2", "--epochs", "1", "--dim", "8", "--quiet", "--data-dir",
+                 str(tiny_data), "--out", str(out)])
+    assert code == 0, "training the tiny test run failed"
+    return out

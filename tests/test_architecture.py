@@ -24,7 +24,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.train": (*LOW, "deepmf.distributed"),
     "deepmf.split": (*LOW, "deepmf.data"),
     "deepmf.sampling": (*LOW, "deepmf.data"),
-    "deepmf.readers": (*LOW, "deepmf.data"),
+    "deepmf.readers": (*LOW, "deepmf.data", "deepmf.device"),
     "deepmf.models": (*LOW, "deepmf.data", "deepmf.solve"),
     "deepmf.evaluate": (*LOW, "deepmf.data", "deepmf.metrics", "deepmf.models"),
     "deepmf.recommend": (*LOW, "deepmf.data", "deepmf.models"),

@@ -352,7 +352,7 @@ def test_ncf_non_numeric_id(tmp_path):
                       "line 2: user 'zero' is not an integer")
 
 
-# Property: a log written as CSV reads back to the same triples ---------------------------
+# Property: a log written as CSV reads back to the same triples, one per (user, item) -----
 
 
 @settings(max_examples=40, deadline=None,
@@ -369,4 +369,5 @@ def test_csv_round_trip(tmp_path, rows):
     log = data.interactions
     got = list(zip(data.users.raw(log.users).tolist(), data.items.raw(log.items).tolist(),
                    log.ratings.tolist()))
-    assert got == rows
+    last = {(user, item): i for i, (user, item, _) in enumerate(rows)}  # a repeat: the last
+    assert got == [rows[i] for i in sorted(last.values())]

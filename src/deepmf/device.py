@@ -1,4 +1,4 @@
-"""Choosing where to compute: the device names, and how many CPU threads.
+"""Choosing where to compute: the device names, its memory, and how many CPU threads.
 
 Threads: training steps on embedding-sized tensors are too small to split, and with
 PyTorch's default of one thread per core the extra threads spin-wait; on a machine with
@@ -58,3 +58,33 @@ def threads(n: int | None = None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def memory_limit(device: torch.device | None = None) -> int | None:
+    """Bytes of memory a run can use: the GPU's for a CUDA device, else the machine's
+    physical memory; None where the system does not say."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(need: float, what: str, device: torch.device | None = None) -> None:
+    """``ConfigError`` naming ``what`` and the limit when ``need`` bytes would not fit."""
+    limit = memory_limit(device)
+    if limit is not None and need > limit:
+        where = f"the {device.type.upper()} device" if device is not None and \
+            device.type != "cpu" else "this machine"
+        raise ConfigError(f"{what} needs about {byte_size(need)}, more than the "
+                          f"{byte_size(limit)} of memory of {where}")
+
+
+def byte_size(n: float) -> str:
+    """``n`` bytes for people: ``512 bytes``, ``12 MB``, ``7.3 TB``."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:,.0f} PB"

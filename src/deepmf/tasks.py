@@ -154,7 +154,7 @@ class RankingTask:
         # hit rate). Negatives are drawn for the positives in log order (user-sorted: the
         # sampler's searches stay in cache), and only positions 0..n-1 are shuffled, not
         # the (1 + k) n samples, whose random reads cost a large share of an epoch.
-        step = max(1, self.batch_size // (1 + k))  # positives per batch
+        step = max(1, min(self.batch_size // (1 + k), n))  # positives per batch
         labels = torch.cat([torch.ones(step, device=self.device),
                             torch.zeros(step * k, device=self.device)])
         positives = _slices(n, step, generator, self.device)

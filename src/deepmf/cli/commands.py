@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -14,14 +16,60 @@ from rich.table import Table
 from deepmf.cli.app import app, err
 from deepmf.errors import DeepMFError
 
+_SIZES = re.compile(r"\s*[0-9]+(\s*[,-]\s*[0-9]+)*\s*")
 
-def _layers(text: str | None):
+
+def _layers(text: str | None, flag: str = "--layers"):
+    """``64,32,16`` (or ``64-32-16``) as a tuple of ints; anything else is refused."""
+    if text is None:
+        return None
+    if not _SIZES.fullmatch(text):
+        raise DeepMFError(f"{flag} must be sizes like 64,32,16 (got {text!r})")
+    return tuple(int(x) for x in re.split(r"[,-]", text))
+
+
+def _span(text: str | None):
+    """``LOW,HIGH`` as two floats (``--rating-range 1,5``)."""
     if text is None:
         return None
     try:
-        return tuple(int(x) for x in text.replace("-", ",").split(",") if x.strip())
+        low, high = (float(x) for x in text.split(","))
     except ValueError:
-        raise DeepMFError(f"--layers must be sizes like 64,32,16 (got {text!r})") from None
+        raise DeepMFError(f"--rating-range must be LOW,HIGH such as 1,5 (got {text!r})") from None
+    return low, high
+
+
+def _run_config(config: str | None, flags: dict):
+    """The ``--config`` file's settings, overridden by the flags that were given."""
+    from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
+
+    flags = {k: v for k, v in flags.items() if k in {f.name for f in fields(RunConfig)}}
+    for name in LAYER_FIELDS:
+        flags[name] = _layers(flags[name], f"--{name.replace('_', '-')}")
+    flags["rating_range"] = _span(flags["rating_range"])
+    data_folder(flags["data_dir"])
+    values = read_config(config) if config else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return RunConfig(**values)
+
+
+def _resume_only(config: str | None, flags: dict) -> None:
+    """``--resume`` takes only where the data is, the device and the threads."""
+    from deepmf.experiment.config import RunConfig
+
+    names = {f.name for f in fields(RunConfig)} - {"data_dir", "device", "threads"}
+    extra = [k for k, v in flags.items() if k in names and v is not None]
+    if extra or config:
+        shown = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
+        raise DeepMFError(f"--resume continues a run with its own settings; drop {shown}")
+
+
+def data_folder(data_dir: str | None) -> str | None:
+    """``--data-dir`` as given, after checking it names a folder (a typo would otherwise
+    send the search elsewhere, or start a download)."""
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DeepMFError(f"--data-dir {data_dir}: no such folder")
+    return data_dir
 
 
 @app.command()
@@ -68,6 +116,8 @@ def train(
     item_col: Optional[str] = typer.Option(None),
     rating_col: Optional[str] = typer.Option(None),
     time_col: Optional[str] = typer.Option(None),
+    rating_range: Optional[str] = typer.Option(None, help="LOW,HIGH valid ratings of a log "
+                                                          "file (default: their own span)"),
     config: Optional[str] = typer.Option(None, help="TOML file of settings; flags override"),
     out: Optional[str] = typer.Option(None, help="run directory (default runs/NAME-TIME)"),
     resume: Optional[str] = typer.Option(None, help="RUN_DIR: continue an interrupted run from "
@@ -75,22 +125,12 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
-    from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
     from deepmf.experiment.run import train_run
     from deepmf.progress import ProgressBar
 
-    flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
-    for name in LAYER_FIELDS:
-        flags[name] = _layers(flags[name])
     if resume is not None:
-        extra = [k for k, v in flags.items()
-                 if v is not None and k not in ("data_dir", "device", "threads")]
-        if extra or config:
-            names = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
-            raise DeepMFError(f"--resume continues a run with its own settings; drop {names}")
-    values = read_config(config) if config else {}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    run_config = RunConfig(**values)
+        _resume_only(config, locals())
+    run_config = _run_config(config, locals())
     callbacks = [] if quiet else [ProgressBar(err)]
     started: list = []
     try:
@@ -115,11 +155,13 @@ def evaluate(
     data_dir: Optional[str] = typer.Option(None),
 ):
     """Reload a run's checkpoints and score them on its test data again."""
+    from deepmf.experiment.guards import finite_metrics
     from deepmf.experiment.run import evaluate_run
 
     if protocol not in (None, "sampled", "full"):
         raise DeepMFError("--protocol must be sampled or full")
-    metrics = evaluate_run(run_dir, k=k, data_dir=data_dir)
+    metrics = evaluate_run(run_dir, k=k, data_dir=data_folder(data_dir))
+    finite_metrics(metrics, f"evaluating {run_dir}")
     if protocol == "full":
         metrics = metrics.get("full", metrics)
     elif protocol == "sampled":
@@ -149,7 +191,7 @@ def compare(
     from deepmf.progress import ProgressBar
 
     config = RunConfig(dataset=dataset, split=split, task=task, epochs=epochs, seed=seed,
-                       select_on=select_on, data_dir=data_dir)
+                       select_on=select_on, data_dir=data_folder(data_dir))
     folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     names = [m.strip() for m in models.split(",") if m.strip()]
     summary = run_compare(config, names, folder, [] if quiet else [ProgressBar(err)])
@@ -169,6 +211,6 @@ def datasets(data_dir: Optional[str] = typer.Option(None)):
     from deepmf.readers import known_datasets
 
     table = Table("dataset", "found at", "description")
-    for entry in known_datasets(data_dir):
+    for entry in known_datasets(data_folder(data_dir)):
         table.add_row(entry["name"], entry["found"] or "[dim]not found[/]", entry["description"])
     Console().print(table)

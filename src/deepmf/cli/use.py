@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepmf.cli.app import app, err
+from deepmf.cli.commands import data_folder
 from deepmf.errors import DeepMFError
 
 
@@ -47,7 +48,7 @@ def recommend(
 
     if fallback not in (None, "popular"):
         raise DeepMFError(f"--fallback must be 'popular' (got {fallback!r})")
-    model = TrainedModel(run_dir, split, data_dir, load_data=history > 0)
+    model = TrainedModel(run_dir, split, data_folder(data_dir), load_data=history > 0)
     try:
         items, source, seen = model.recommend([user], k, not include_seen)[0], "model", []
         if history:
@@ -96,5 +97,5 @@ def serve(
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding to {host}: the API has no authentication")
-    run_server(run_dir, host, port, split=split, data_dir=data_dir, access_log=access_log,
-               cache_size=cache_size)
+    run_server(run_dir, host, port, split=split, data_dir=data_folder(data_dir),
+               access_log=access_log, cache_size=cache_size)

@@ -75,10 +75,13 @@ class RunConfig:
     item_col: str | None = None
     rating_col: str | None = None
     time_col: str | None = None
+    rating_range: tuple[float, float] | None = None
+    """Lowest and highest valid rating of a log file; None: the ratings' own span."""
 
     def __post_init__(self):
         for field in fields(self):
             _check_kind(field.name, field.type, getattr(self, field.name))
+            _check_finite(field.name, getattr(self, field.name))
         for name, low, high in BOUNDS:
             value = getattr(self, name)
             if value is not None and not (low <= value and (high is None or value < high)):
@@ -95,6 +98,16 @@ class RunConfig:
             raise ConfigError("--k must be at least 1")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, not {self.lr}")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"--lr-decay must lie in (0, 1] (1: off), not {self.lr_decay}")
+        if self.rating_range is not None:
+            span = list(self.rating_range)
+            numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in span)
+            if len(span) != 2 or not numbers or not span[0] < span[1]:
+                raise ConfigError("--rating-range must be two numbers LOW,HIGH with LOW below "
+                                  f"HIGH, not {span}")
+            object.__setattr__(self, "rating_range", (float(span[0]), float(span[1])))
+        self.table_format()  # checks --sep
         for name in LAYER_FIELDS:  # their sizes are the models' to check
             sizes = getattr(self, name)
             if sizes is not None:
@@ -106,7 +119,7 @@ class RunConfig:
     def table_format(self) -> TableFormat:
         """How to read the dataset when it is a log file."""
         return TableFormat(self.sep, self.user_col, self.item_col, self.rating_col,
-                           self.time_col)
+                           self.time_col, rating_range=self.rating_range)
 
     def to_toml(self) -> str:
         lines = []
@@ -117,10 +130,11 @@ class RunConfig:
         return "\n".join(lines) + "\n"
 
 
-BOUNDS = (("dim", 1, None), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
-          ("patience", 0, None), ("epochs", 1, None), ("batch_size", 1, None),
-          ("num_neg", 1, None), ("sample_users", 1, None), ("threads", 1, 1025),
-          ("unobserved_weight", 0, None))
+INT64 = 2**63
+BOUNDS = (("dim", 1, INT64), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
+          ("patience", 0, INT64), ("epochs", 1, INT64), ("batch_size", 1, INT64),
+          ("num_neg", 1, INT64), ("sample_users", 1, INT64), ("seed", 0, INT64),
+          ("k", 1, INT64), ("threads", 1, 1025), ("unobserved_weight", 0, None))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
 _KINDS = {  # annotation: the Python types it accepts, and how an error names them
@@ -129,7 +143,19 @@ _KINDS = {  # annotation: the Python types it accepts, and how an error names th
     "bool": ((bool,), "true or false"),
     "str": ((str,), "text"),
     "tuple[int, ...]": ((tuple, list), "a list of whole numbers"),
+    "tuple[float, float]": ((tuple, list), "two numbers"),
 }
+
+
+def _check_finite(name: str, value) -> None:
+    """Numbers, alone or in a list, must be finite (TOML and the command line allow nan
+    and inf, which no setting means)."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for number in values:
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, not {number}")
+        if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= INT64:
+            raise ConfigError(f"--{name.replace('_', '-')} must fit in 64 bits, not {number}")
 
 
 def _check_kind(name: str, annotation: str, value) -> None:

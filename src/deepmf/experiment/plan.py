@@ -17,9 +17,11 @@ from deepmf.device import training_threads
 from deepmf.distributed import launched
 from deepmf.errors import ConfigError
 from deepmf.experiment.config import MODEL_FIELDS, RunConfig
+from deepmf.experiment.guards import check_plan, check_splits
 from deepmf.experiment.recipes import TRAINING, recipe
 from deepmf.models import EXPLICIT_MODELS, hyperparameters, model_class
 from deepmf.readers import load_dataset
+from deepmf.readers.movielens import MOVIELENS
 from deepmf.split import Split, make_splits, sample_users
 from deepmf.train import TrainConfig
 
@@ -64,8 +66,14 @@ class Plan:
 
 
 def make_plan(config: RunConfig) -> Plan:
-    """Load the data, make the splits and resolve every default of ``config``."""
+    """Load the data, make the splits and resolve every default of ``config``.
+
+    A run that could not mean anything is refused here, before anything trains: a split
+    without training or test rows, a ``--k`` above the number of items, a model too large
+    for the memory (see :mod:`deepmf.experiment.guards`).
+    """
     model_class(config.model)  # fail fast on an unknown model name
+    check_table_options(config)
     dataset = load_dataset(config.dataset, config.data_dir, table=config.table_format())
     if config.sample_users is not None:
         dataset = dataset.restrict_users(
@@ -73,12 +81,35 @@ def make_plan(config: RunConfig) -> Plan:
     task = resolve_task(config, dataset)
     split_spec = resolve_split(config, dataset, task)
     splits = make_splits(dataset, split_spec, seed=config.seed)
+    config = replace(config, task=task, split=split_spec, out=None)
+    check_splits(config, dataset, splits)
     if task == "implicit":
         splits = [Split(s.name, s.train.implicit(config.min_rating),
                         s.test.implicit(config.min_rating)) for s in splits]
-    config = replace(config, task=task, split=split_spec, out=None)
+        if config.min_rating is not None:
+            check_splits(config, dataset, splits, _kept_by(config.min_rating, dataset))
     check_settings(config)
-    return Plan(resolve(config, len(splits[0].train)), dataset, splits)
+    plan = Plan(resolve(config, len(splits[0].train)), dataset, splits)
+    check_plan(plan.config, dataset, splits, plan.model_options())
+    return plan
+
+
+TABLE_OPTIONS = ("sep", "user_col", "item_col", "rating_col", "time_col", "rating_range")
+"""Settings that say how to read a log file, and mean nothing for a named data set."""
+
+
+def check_table_options(config: RunConfig) -> None:
+    named = config.dataset in MOVIELENS or config.dataset.startswith(("ncf:", "synthetic:"))
+    given = [name for name in TABLE_OPTIONS if getattr(config, name) is not None]
+    if named and given:
+        raise ConfigError(f"--{_flag(given[0])} applies to log files, not to {config.dataset}")
+
+
+def _kept_by(min_rating: float, dataset: Dataset) -> str:
+    ratings = dataset.interactions.ratings
+    span = "" if ratings is None or not len(ratings) else \
+        f"; the ratings span {ratings.min():g}..{ratings.max():g}"
+    return f"with --min-rating {min_rating:g}{span}"
 
 
 def resolve_task(config: RunConfig, dataset: Dataset) -> str:

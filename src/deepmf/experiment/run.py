@@ -16,6 +16,7 @@ from deepmf.distributed import SINGLE, Shard
 from deepmf.errors import ConfigError, DataError, DeepMFError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
+from deepmf.experiment.guards import LearnsSomething, check_pretrain, check_vocab, finite_metrics
 from deepmf.experiment.plan import Plan, make_plan
 from deepmf.experiment.rundir import FoldResult, RunDir
 from deepmf.models import Recommender, build_model, model_class
@@ -44,6 +45,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
         config = replace(stored, data_dir=config.data_dir or stored.data_dir,
                          device=config.device, threads=config.threads or stored.threads)
     plan = make_plan(config)
+    check_pretrain(plan.config)
     torch.set_num_threads(plan.config.threads)
     shard = distributed.setup(resolve_device(plan.config.device))
     try:
@@ -56,15 +58,17 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
         if announce is not None and shard.main:
             announce(run.path)
         try:
-            results = [train_split(plan, s, list(callbacks) if shard.main else [], run, shard)
+            results = [train_split(plan, s, [*(callbacks if shard.main else ()),
+                                             LearnsSomething()], run, shard)
                        for s in plan.splits]
+            if not shard.main:
+                return run.path, {}
+            metrics = summarize(plan.config, results)
+            finite_metrics(metrics, f"run {run.path}")
         except DeepMFError:
             if resume is None and shard.main:
                 run.discard()
             raise
-        if not shard.main:
-            return run.path, {}
-        metrics = summarize(plan.config, results)
         run.finish(plan.config, plan.dataset, results, metrics)
         return run.path, metrics
     finally:
@@ -230,8 +234,10 @@ def evaluate_run(run_dir: str | Path, *, k: int | None = None,
     run = RunDir(run_dir)
     config = run.load_config()
     plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir))
+    check_vocab(run, plan.dataset)
     tests = []
     for split in plan.splits:
-        _, model, seen = load_checkpoint(run.checkpoint(split.name))
+        _, model, seen = load_checkpoint(run.checkpoint(split.name),
+                                         id_space=(plan.dataset.n_users, plan.dataset.n_items))
         tests.append(evaluate_split(model, plan, split, seen))
     return tests[0] if len(tests) == 1 else mean_metrics(tests)

@@ -30,15 +30,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from deepmf import snapshot
-from deepmf.checkpoint import save_checkpoint
+from deepmf.checkpoint import read_json, save_checkpoint
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import ConfigError, DataError
-from deepmf.experiment.config import RunConfig, read_config
+from deepmf.experiment.config import RunConfig
 from deepmf.experiment.plots import plot_curves
+from deepmf.experiment.runfiles import read_item_info, read_vocab, run_config
 from deepmf.models import Recommender
 from deepmf.split import Split
 
@@ -106,25 +104,22 @@ class RunDir:
         if not self.config.is_file() or (finished and not self.metrics.is_file()):
             raise DataError(f"{self.path}: not a deepmf run directory (config.toml or "
                             "metrics.json missing)")
-        return RunConfig(**read_config(self.config))
+        if finished:
+            self.load_metrics()  # a damaged run is refused whole, whatever it is loaded for
+        return run_config(self.config)
 
     def load_metrics(self) -> dict:
-        return json.loads(self.metrics.read_text())
+        return read_json(self.metrics)
 
     def load_vocab(self) -> tuple[Vocabulary, Vocabulary]:
-        try:
-            vocab = json.loads(self.vocab.read_text())
-        except FileNotFoundError:
-            raise DataError(f"{self.vocab}: missing; the run directory is incomplete") from None
-        return Vocabulary(np.asarray(vocab["users"])), Vocabulary(np.asarray(vocab["items"]))
+        return read_vocab(self.vocab)
 
     def load_item_info(self, n_items: int) -> tuple[list, list]:
         """Titles (None where unknown) and genre tuples per dense item index."""
         titles, genres = [None] * n_items, [()] * n_items
         if not self.items.is_file():
             return titles, genres
-        info = pd.read_csv(self.items, index_col="index", keep_default_na=False,
-                           dtype={"item": str})
+        info = read_item_info(self.items)
         for index, title, genre in zip(info.index.tolist(), info.get("title", [""] * len(info)),
                                        info.get("genres", [""] * len(info))):
             if 0 <= index < n_items:

@@ -167,6 +167,7 @@ class TrainedModel:
         """A user's training rows, most recent first when the data has times."""
         user = self.user_index(raw_user)
         h = self.history_table
+        limit = min(limit, len(self.items))  # no user has seen more (and 10**20 overflows)
         rows = range(h.indptr[user], min(h.indptr[user + 1], h.indptr[user] + limit))
         return [self._scored(
             int(h.items[r]), None,

@@ -8,7 +8,11 @@ formats are described by one table, :data:`MOVIELENS` (the idea of Surprise's
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
@@ -34,12 +38,16 @@ def data_dirs(data_dir=None) -> list[Path]:
 
 
 def find_movielens(name: str, data_dir=None) -> Path | None:
-    """The folder holding ``name``'s ratings file, or None."""
+    """The folder holding ``name``'s ratings file, or None; ``DataError`` where that
+    file's path exists but is not a file (it would otherwise be downloaded over)."""
     fmt = MOVIELENS[name]
     for root in data_dirs(data_dir):
         for folder in dict.fromkeys((name, fmt.folder)):
-            if (root / folder / fmt.ratings).is_file():
+            ratings = root / folder / fmt.ratings
+            if ratings.is_file():
                 return root / folder
+            if ratings.exists():
+                raise DataError(f"{ratings}: not a file; {name} needs its ratings file there")
     return None
 
 
@@ -50,8 +58,25 @@ def _read_file(path: Path, fmt: TableFormat) -> Dataset:
     ratings = frame["rating"].to_numpy() if "rating" in frame else None
     times = frame["timestamp"].to_numpy() if "timestamp" in frame else None
     log = Interactions(user_codes, item_codes, ratings, times, len(users), len(items))
-    span = None if ratings is None else (float(ratings.min()), float(ratings.max()))
+    span = None if ratings is None else \
+        fmt.rating_range or (float(ratings.min()), float(ratings.max()))
     return Dataset(path.name, log, users, items, rating_range=span, source=str(path))
+
+
+def latest_per_pair(dataset: Dataset) -> Dataset:
+    """The data set with one row per (user, item) pair: its latest (greatest timestamp,
+    ties to the later row; without timestamps the last in the file). So no pair can be on
+    both sides of a split, and a rating that was changed counts once, as it ends."""
+    log = dataset.interactions
+    keys = log.users * log.n_items + log.items
+    if not pd.Series(keys).duplicated().any():  # hashing, no sort: the common case is free
+        return dataset
+    position = np.arange(len(log))
+    order = np.lexsort((position, keys) if log.timestamps is None
+                       else (position, log.timestamps, keys))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = keys[order][:-1] != keys[order][1:]
+    return replace(dataset, interactions=log.take(np.sort(order[last])))
 
 
 def _places(data_dir) -> str:
@@ -74,6 +99,11 @@ def load_dataset(
     :class:`~deepmf.readers.table.TableFormat`), or its fields as keywords
     (``user_col="who"``); they apply to file paths only.
     """
+    dataset = _load(spec, data_dir, table or TableFormat(**columns), download)
+    return dataset if spec.startswith("synthetic:") else latest_per_pair(dataset)
+
+
+def _load(spec: str, data_dir, table: TableFormat, download: bool) -> Dataset:
     if spec in MOVIELENS:
         folder = find_movielens(spec, data_dir)
         if folder is None:
@@ -94,7 +124,10 @@ def load_dataset(
     candidates = [path]
     if not path.is_absolute():
         candidates += [d / path for d in data_dirs(data_dir)]
-    found = next((p for p in candidates if p.is_file()), None)
+    found = next((p for p in candidates if p.exists()), None)
+    if found is not None and found.is_dir():
+        raise DataError(f"{found}: a directory, not a data file; give a log file, a dataset "
+                        "name (with --data-dir for the folder above it) or ncf:PATH/NAME")
     if found is None:
         if path.suffix.lower() in LOG_SUFFIXES or os.sep in spec:
             raise DataError(f"{spec}: no such file (also looked in: {_places(data_dir)})")
@@ -102,7 +135,7 @@ def load_dataset(
             f"unknown dataset {spec!r}; choose from {', '.join(MOVIELENS)}, ncf:PATH/NAME, "
             "synthetic:users=U,items=I,interactions=N, or give a file path"
         )
-    return _read_file(found, table or TableFormat(**columns))
+    return _read_file(found, table)
 
 
 def _find_ncf(base: str, data_dir) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if not path.is_file():
-        raise DataError(f"{path}: not a file")
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise DataError(f"{path}: {kind}, not a data file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
 
@@ -32,13 +34,25 @@ def split_fields(line: str, sep: str | None, quoted: bool) -> list[str]:
     if sep is None:
         return line.split()
     if quoted and len(sep) == 1:
-        return next(csv.reader([line], delimiter=sep), [])
+        try:
+            return next(csv.reader([line], delimiter=sep), [])
+        except csv.Error:  # a stray carriage return or NUL: judge the line unquoted
+            pass
     return line.split(sep)
 
 
-def _is_int(text: str) -> bool:
+INT64_MAX = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def int_problem(text: str) -> str | None:
+    """Why ``text`` is not a 64-bit integer, or None when it is one."""
     text = text.strip()
-    return text.lstrip("+-").isdigit()
+    if not _INTEGER.fullmatch(text):
+        return "is not an integer"
+    if not -INT64_MAX - 1 <= int(text) <= INT64_MAX:
+        return "does not fit in 64 bits"
+    return None
 
 
 def locate_error(
@@ -84,9 +98,10 @@ def locate_error(
                 if not fields[pos].strip():
                     return f"line {lineno}: empty {label}"
             for pos in int_columns:
-                if not _is_int(fields[pos]):
+                problem = int_problem(fields[pos])
+                if problem:
                     label = columns.get(pos, f"field {pos + 1}")
-                    return f"line {lineno}: {label} {fields[pos]!r} is not an integer"
+                    return f"line {lineno}: {label} {fields[pos].strip()!r} {problem}"
             if rating_column is not None:
                 problem = _rating_problem(fields[rating_column], rating_range)
                 if problem:
@@ -152,7 +167,7 @@ def read_fields(
             engine="c", encoding=encoding, quoting=csv.QUOTE_NONE,
             skip_blank_lines=True,
         )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise fail(path, diagnose(), exc) from None
     frame.columns = list(names)
     lines = len(frame) + bool(header)

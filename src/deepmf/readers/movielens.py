@@ -10,7 +10,7 @@ import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
-from deepmf.readers._delimited import check_file, read_fields
+from deepmf.readers._delimited import check_file, fail, locate_error, read_fields
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
@@ -94,42 +94,86 @@ def read_ratings(path, fmt: MovieLensFormat) -> pd.DataFrame:
 
 
 def read_movies(path, fmt: MovieLensFormat) -> pd.DataFrame:
-    """Movie metadata indexed by raw movie id, columns ``title`` and ``genres`` (``A|B``)."""
+    """Movie metadata indexed by raw movie id, columns ``title`` and ``genres`` (``A|B``).
+
+    Strict about the movie ids, which must be integers (the line of the first that is not
+    is named), lenient about the rest: a missing title or genre is empty, and ``u.item``
+    without its ``u.genre`` gives titles without genres.
+    """
     path = Path(path)
     check_file(path)
     try:
         if fmt.movies_kind == "csv":
-            frame = pd.read_csv(path, encoding=fmt.encoding, dtype={"title": str, "genres": str})
+            frame = pd.read_csv(path, encoding=fmt.encoding, dtype=str, keep_default_na=False)
             frame = frame.rename(columns={"movieId": "item"})[["item", "title", "genres"]]
+            lines = frame.index.to_numpy() + 2  # after the header
         elif fmt.movies_kind == "dat":
             raw = path.read_bytes()
             try:
                 text = raw.decode(fmt.encoding)
             except UnicodeDecodeError:  # not the encoding the table expects: read as latin-1
                 text = raw.decode("latin-1")
-            lines = pd.Series(text.splitlines())
-            frame = lines[lines.str.strip() != ""].str.split("::", n=2, expand=True)
+            rows = pd.Series(text.splitlines())
+            rows = rows[rows.str.strip() != ""]
+            frame = rows.str.split("::", n=2, expand=True).reindex(columns=range(3))
             frame.columns = ["item", "title", "genres"]
-            frame["item"] = frame["item"].astype(np.int64)
+            lines = frame.index.to_numpy() + 1
         else:
-            frame = _read_u_item(path, fmt)
+            frame, lines = _read_u_item(path, fmt)
+    except DataError:
+        raise
     except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot read movies ({' '.join(str(exc).split())})") from None
-    frame["genres"] = frame["genres"].fillna("").replace("(no genres listed)", "")
-    frame["title"] = frame["title"].fillna("")
+    frame["item"] = _movie_ids(path, frame["item"], lines)
+    for column in ("title", "genres"):  # a column of missing values reads as float
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+    frame["genres"] = frame["genres"].replace("(no genres listed)", "")
     return frame.set_index("item")[["title", "genres"]]
 
 
-def _read_u_item(path: Path, fmt: MovieLensFormat) -> pd.DataFrame:
-    genres = pd.read_csv(path.parent / "u.genre", sep="|", header=None, encoding=fmt.encoding)
-    names = genres.sort_values(1)[0].astype(str).tolist()
-    table = pd.read_csv(path, sep="|", header=None, encoding=fmt.encoding, quoting=3)
-    flags = table.iloc[:, -len(names):].to_numpy(dtype=bool)
-    joined = pd.Series("", index=table.index)
-    for column, name in enumerate(names):
-        joined = joined + np.where(flags[:, column], name + "|", "")
-    return pd.DataFrame({"item": table[0].astype(np.int64), "title": table[1],
-                         "genres": joined.str.rstrip("|")})
+def _movie_ids(path: Path, ids: pd.Series, lines: np.ndarray) -> np.ndarray:
+    text = ids.astype(object).where(ids.notna(), "").astype(str).str.strip()
+    good = text.str.fullmatch(r"[+-]?[0-9]{1,18}").to_numpy(bool)
+    if not good.all():
+        row = int(np.flatnonzero(~good)[0])
+        raise DataError(f"{path}: line {lines[row]}: movie id {text.iloc[row]!r} is not an "
+                        "integer")
+    return text.astype(np.int64).to_numpy()
+
+
+def _genre_names(path: Path, fmt: MovieLensFormat) -> list[str]:
+    """``u.genre``'s names in index order (``name|index`` lines)."""
+    check_file(path)
+    try:
+        genres = pd.read_csv(path, sep="|", header=None, encoding=fmt.encoding, quoting=3,
+                             dtype={0: str, 1: np.int64}, usecols=[0, 1])
+    except (ValueError, OverflowError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: not name|index lines ({' '.join(str(exc).split())})") from None
+    return genres.sort_values(1)[0].astype(str).tolist()
+
+
+def _read_u_item(path: Path, fmt: MovieLensFormat) -> tuple[pd.DataFrame, np.ndarray]:
+    """``id|title|release|video release|url|flag...``: one 0/1 flag per ``u.genre`` line."""
+    genre_path = path.parent / "u.genre"
+    names = _genre_names(genre_path, fmt) if genre_path.exists() else []
+    try:
+        table = pd.read_csv(path, sep="|", header=None, encoding=fmt.encoding, quoting=3,
+                            dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as exc:
+        raise fail(path, locate_error(path, sep="|", encoding=fmt.encoding), exc) from None
+    lines = table.index.to_numpy() + 1
+    if table.shape[1] < 5 + len(names):
+        raise DataError(f"{path}: {table.shape[1]} fields a line; u.item has id, title, two "
+                        f"dates, a URL and {len(names)} genre flags")
+    flags = table.iloc[:, table.shape[1] - len(names):]
+    valid = flags.isin(["0", "1"]).to_numpy().all(axis=1)
+    if not valid.all():
+        row = int(np.flatnonzero(~valid)[0])
+        raise DataError(f"{path}: line {lines[row]}: genre flags must be 0 or 1")
+    marks = np.where(flags.to_numpy() == "1", np.asarray([n + "|" for n in names], object), "")
+    joined = marks.sum(axis=1) if len(names) else np.full(len(table), "", object)
+    return pd.DataFrame({"item": table[0], "title": table[1],
+                         "genres": pd.Series(joined, dtype=object).str.rstrip("|")}), lines
 
 
 def read_movielens(name: str, folder: Path) -> Dataset:

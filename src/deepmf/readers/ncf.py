@@ -10,7 +10,7 @@ import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
-from deepmf.readers._delimited import check_file, fail, read_fields
+from deepmf.readers._delimited import INT64_MAX, check_file, fail, int_problem, read_fields
 
 SUFFIXES = (".train.rating", ".test.rating", ".test.negative")
 _PAIR = re.compile(r"^\((\d+),(\d+)\)$")
@@ -32,10 +32,10 @@ def read_ncf(base: Path) -> Dataset:
     test = _read_rating_file(test_path)
     pairs, negatives = _read_negatives(negative_path)
     _check_pairs(negative_path, test_path, pairs, test)
-    n_users = 1 + max(int(train["user"].max()), int(test["user"].max()))
-    n_items = 1 + max(
-        int(train["item"].max()), int(test["item"].max()), int(negatives.max(initial=-1))
-    )
+    n_values = len(train) + len(test) + negatives.size
+    n_users = _id_space("user", n_values, (train_path, train["user"]), (test_path, test["user"]))
+    n_items = _id_space("item", n_values, (train_path, train["item"]), (test_path, test["item"]),
+                        (negative_path, pd.Series(negatives.max(axis=1, initial=-1))))
 
     def interactions(frame: pd.DataFrame) -> Interactions:
         times = frame["timestamp"].to_numpy() if "timestamp" in frame else None
@@ -75,6 +75,24 @@ def _read_rating_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+MAX_SPARE_IDS = 1_000_000
+"""How far the id space may exceed ten times the ids a set's files hold (ids are dense)."""
+
+
+def _id_space(kind: str, n_values: int, *columns: tuple[Path, pd.Series]) -> int:
+    """``1 + the largest id``; ``DataError`` where that is absurd for data this size (the
+    files' ids index arrays directly, so an id of 10**12 would ask for terabytes)."""
+    size = 1 + max(int(ids.max()) for _, ids in columns)
+    limit = 10 * n_values + MAX_SPARE_IDS
+    if size > limit:
+        path, ids = max(columns, key=lambda c: int(c[1].max()))
+        row = int(ids.to_numpy().argmax())
+        raise DataError(f"{path}: line {row + 1}: {kind} id {size - 1:,} would make an id space "
+                        f"of {size:,} {kind}s for {n_values:,} ids in all (at most {limit:,}); "
+                        "NCF ids are dense numbers from 0")
+    return size
+
+
 def _read_negatives(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(user,item)\\tneg1\\t...`` lines -> pairs ``int64[n, 2]``, negatives ``int64[n, k]``."""
     check_file(path)
@@ -98,7 +116,8 @@ def _read_negatives(path: Path) -> tuple[np.ndarray, np.ndarray]:
     while values.shape[1] and np.isnan(values[:, -1]).all():  # trailing tabs
         values = values[:, :-1]
     filled = np.nan_to_num(values, nan=-1.0)
-    if (filled != np.floor(filled)).any() or (filled < -1).any():
+    bad = (filled != np.floor(filled)) | (values < 0) | (filled > INT64_MAX)
+    if bad.any():
         raise fail(path, _locate_negative(lines), "negative ids must be integers >= 0")
     return pairs.to_numpy(np.int64), filled.astype(np.int64)
 
@@ -112,9 +131,9 @@ def _locate_negative(lines: list[str]) -> str | None:
         first, *rest = line.rstrip("\t ").split("\t")
         if not _PAIR.match(first):
             return f"line {lineno}: expected '(user,item)' first, got {first!r}"
-        bad = next((f for f in rest if not f.strip().isdigit()), None)
+        bad = next((f for f in rest if int_problem(f) or int(f) < 0), None)
         if bad is not None:
-            return f"line {lineno}: negative item {bad!r} is not an integer id"
+            return f"line {lineno}: negative item {bad!r} is not an item id (an integer >= 0)"
     return None
 
 

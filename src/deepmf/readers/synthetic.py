@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepmf.data import Dataset, Interactions, Vocabulary
+from deepmf.device import check_memory
 from deepmf.errors import ConfigError
 
 _KEYS = {"users": int, "items": int, "interactions": int, "seed": int, "ratings": str}
@@ -24,7 +25,8 @@ def parse_synthetic(spec: str) -> dict:
         try:
             options[key] = _KEYS[key](value.strip().replace("_", ""))
         except ValueError:
-            raise ConfigError(f"synthetic option {key} needs a number, got {value!r}") from None
+            raise ConfigError(f"synthetic option {key} needs a whole number, not {value!r}") \
+                from None
     missing = [k for k in ("users", "items", "interactions") if k not in options]
     if missing:
         raise ConfigError(f"synthetic dataset needs {', '.join(missing)} (e.g. users=100)")
@@ -58,6 +60,11 @@ def synthetic(
     """
     if min(users, items, interactions) <= 0:
         raise ConfigError("synthetic users, items and interactions must be positive")
+    if seed < 0:
+        raise ConfigError(f"synthetic seed must be 0 or more, not {seed}")
+    check_memory(48 * interactions + 32 * (users + items),
+                 f"synthetic data of {interactions:,} interactions over {users:,} users and "
+                 f"{items:,} items")
     clusters = max(1, min(clusters, items, users))
     rng = np.random.default_rng(seed)
     popularity = _Popularity(rng, items, clusters, zipf)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deepmf.errors import ConfigError, DataError
+from deepmf.readers._columns import ColumnError, ids, ratings, times
 from deepmf.readers._delimited import check_file, count_bytes, fail, locate_error, split_fields
 
 #: Column names tried, case-insensitively, when a file has a header and no column is named.
@@ -27,9 +28,12 @@ class TableFormat:
     """How to read a log file; every field None means "work it out from the file".
 
     Attributes:
-        sep: field delimiter (default: by suffix, else sniffed).
+        sep: field delimiter, one character or ``::`` (default: by suffix, else sniffed;
+            ``\\t`` and ``tab`` mean a tab).
         user_col, item_col, rating_col, time_col: header names or 0-based positions as text.
         header: whether the first line names the columns (default: guessed).
+        rating_range: lowest and highest valid rating; a rating outside it is an error.
+            None: the ratings' own minimum and maximum are the scale.
     """
 
     sep: str | None = None
@@ -38,6 +42,18 @@ class TableFormat:
     rating_col: str | None = None
     time_col: str | None = None
     header: bool | None = None
+    rating_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.sep is not None:
+            sep = {"\\t": "\t", "tab": "\t"}.get(self.sep, self.sep)
+            if not (len(sep) == 1 or sep == "::") or sep in "\r\n\"":
+                raise ConfigError(f"--sep must be one character (or ::) other than a quote or "
+                                  f"a line break, not {self.sep!r}")
+            object.__setattr__(self, "sep", sep)
+
+
+ARCHIVES = (".zip", ".gz", ".bz2", ".xz", ".zst", ".tar", ".tgz", ".7z")
 
 
 def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
@@ -47,63 +63,105 @@ def read_log(path: Path, fmt: TableFormat = TableFormat()) -> pd.DataFrame:
     (``"0"``). With neither ``user_col`` nor ``item_col`` given, the roles are guessed:
     common names from the header (user/userId/user_id, item/itemId/movieId, rating,
     timestamp), else positions 0, 1, 2, 3 as far as the file has columns. Once the user
-    and item columns are named, rating and time columns are read only if named too.
+    and item columns are named, rating and time columns are read only if named too. Ids
+    follow :mod:`deepmf.readers._columns`: whole 64-bit numbers, else the text as written.
     """
     check_file(path)
-    sep, header = fmt.sep, fmt.header
+    if path.suffix.lower() in ARCHIVES:
+        raise DataError(f"{path}: an archive or compressed file; unpack it and give the log "
+                        "file inside (a MovieLens release: put its folder in --data-dir)")
     wanted = {"user": fmt.user_col, "item": fmt.item_col, "rating": fmt.rating_col,
               "timestamp": fmt.time_col}
     if path.suffix.lower() == ".parquet":
-        return _read_parquet(path, wanted)
-    first, second = _first_lines(path)
-    if sep is None:
-        sep = SUFFIX_SEPS.get(path.suffix.lower()) or _sniff(first)
-    head = split_fields(first, sep, True)
-    if header is None:
-        header = _looks_like_header(head, split_fields(second, sep, True) if second else [])
-    positions = _resolve(path, wanted, head if header else None, len(head))
+        return _read_parquet(path, wanted, fmt.rating_range)
+    sep, header, width, positions = _layout(path, fmt, wanted)
     roles = sorted(positions, key=positions.get)
-    cols = [positions[r] for r in roles]
     double = sep == "::"
+    options = dict(sep=":" if double else (sep or r"\s+"), header=None, engine="c",
+                   skiprows=1 if header else 0, encoding="utf-8-sig", compression=None)
 
     def diagnose() -> str | None:
         return locate_error(
-            path, sep=sep, header=header, quoted=True,
+            path, sep=sep, header=header, quoted=True, encoding="utf-8-sig",
             columns={p: r for r, p in positions.items() if r != "rating"},
-            rating_column=positions.get("rating"),
+            rating_column=positions.get("rating"), rating_range=fmt.rating_range,
         )
 
+    def column(role: str) -> int:
+        return 2 * positions[role] if double else positions[role]
+
     # Ids and times are left to the C parser's inference (int64 when every value is one).
-    dtypes = {positions["rating"]: np.float64} if "rating" in positions else {}
+    rating = {column("rating"): np.float64} if "rating" in positions else {}
     try:
-        frame = pd.read_csv(
-            path, sep=":" if double else (sep or r"\s+"), header=0 if header else None,
-            usecols=[2 * c for c in cols] if double else cols, engine="c", low_memory=False,
-            dtype=_dtype_keys(dtypes, head if header else None, double), encoding="utf-8",
-        )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        frame = pd.read_csv(path, usecols=[column(r) for r in roles], dtype=rating,
+                            low_memory=False, **options)
+    except pd.errors.EmptyDataError:  # a header and nothing else
+        raise DataError(f"{path}: no data rows") from None
+    except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise fail(path, diagnose(), exc) from None
     frame.columns = roles
     if frame.empty:
         raise DataError(f"{path}: no data rows")
-    if frame.isna().to_numpy().any() or not _counts_ok(path, sep, len(head), len(frame), header):
+    if frame.isna().to_numpy().any() or not _counts_ok(path, sep, width, len(frame), header):
         raise fail(path, diagnose(), "missing values")
+
+    def as_text(role: str):
+        return lambda: pd.read_csv(path, usecols=[column(role)], dtype=str,
+                                   keep_default_na=False, **options).iloc[:, 0]
+
     try:
-        return _typed(frame)
+        return _typed(frame, as_text, fmt.rating_range)
+    except ColumnError as exc:
+        raise DataError(f"{path}: line {_line_of(path, exc.row, header)}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise fail(path, diagnose(), exc) from None
 
 
-def _dtype_keys(dtypes: dict, names: list[str] | None, double: bool) -> dict | None:
-    """pandas wants dtypes keyed by header name, or by position in the file without one."""
-    if names is None:
-        return {(2 * c if double else c): t for c, t in dtypes.items()}
-    return None if double else {names[c]: t for c, t in dtypes.items()}
+def _layout(path: Path, fmt: TableFormat, wanted: dict) -> tuple[str | None, bool, int, dict]:
+    """The delimiter, whether there is a header, the number of columns and the position of
+    each role, from the first two lines and the options."""
+    first, second = _first_lines(path)
+    sep = _choose_sep(path, first, fmt.sep)
+    head = split_fields(first, sep, True)
+    header = fmt.header
+    if header is None:
+        header = _looks_like_header(head, split_fields(second, sep, True) if second else [])
+    return sep, header, len(head), _resolve(path, wanted, head if header else None, len(head))
+
+
+def _choose_sep(path: Path, first: str, given: str | None) -> str | None:
+    """The delimiter: the one given, else the suffix's unless the first line is not split
+    by it and another one is (a ``.csv`` separated by ``;``), else sniffed (None: spaces)."""
+    if given is not None:
+        return given
+    by_suffix, sniffed = SUFFIX_SEPS.get(path.suffix.lower()), _sniff(first)
+    if by_suffix and (by_suffix in first or sniffed is None):
+        return by_suffix
+    return sniffed
+
+
+def _line_of(path: Path, row: int, header: bool) -> int:
+    """The line number of data row ``row`` (0-based), blank lines skipped as pandas does.
+    Walks the file: called only to report an error."""
+    wanted, seen = row + bool(header), -1
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            if raw.strip():
+                seen += 1
+                if seen == wanted:
+                    return lineno
+    return wanted + 1
 
 
 def _first_lines(path: Path) -> tuple[str, str]:
+    """The first two non-blank lines (a byte-order mark dropped); binary files refused."""
     lines = []
     with open(path, "rb") as handle:
+        start = handle.read(1 << 16)
+        if b"\0" in start:
+            raise DataError(f"{path}: binary data (a NUL byte at byte {start.index(0) + 1}), "
+                            "not a delimited text log")
+        handle.seek(3 if start.startswith(b"\xef\xbb\xbf") else 0)
         for raw in handle:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if line.strip():
@@ -148,9 +206,8 @@ def _resolve(path, wanted: dict, names: list[str] | None, width: int) -> dict[st
             col = _guess(role, names, width)
             if col is None:
                 if role in ("user", "item"):
-                    raise ConfigError(
-                        f"{path}: no {role} column among {names}; name it with --{role}-col"
-                    )
+                    raise ConfigError(f"{path}: no {role} column among {_described(names, width)}"
+                                      f"; name it with --{role}-col")
                 continue
         elif col is None:
             if role in ("user", "item"):
@@ -160,6 +217,12 @@ def _resolve(path, wanted: dict, names: list[str] | None, width: int) -> dict[st
     if len(set(positions.values())) < len(positions):
         raise ConfigError(f"{path}: the same column is used twice: {positions}")
     return positions
+
+
+def _described(names: list[str] | None, width: int) -> str:
+    if names is not None:
+        return f"the header's {names}"
+    return f"{width} unnamed column{'s' * (width != 1)} (no header; --sep names the delimiter)"
 
 
 def _guess(role: str, names: list[str] | None, width: int) -> int | None:
@@ -175,8 +238,7 @@ def _position(path, col: str, names: list[str] | None, width: int) -> int:
         return names.index(col)
     if col.isdigit() and int(col) < width:
         return int(col)
-    where = f"columns {names}" if names is not None else f"{width} columns, no header"
-    raise ConfigError(f"{path}: no column {col!r} ({where})")
+    raise ConfigError(f"{path}: no column {col!r} among {_described(names, width)}")
 
 
 def _counts_ok(path: Path, sep: str | None, width: int, rows: int, header: bool) -> bool:
@@ -189,41 +251,18 @@ def _counts_ok(path: Path, sep: str | None, width: int, rows: int, header: bool)
     return n_sep == (rows + bool(header)) * (width - 1) * len(sep)
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for role in ("user", "item"):
-        out[role] = _ids(frame[role])
+def _typed(frame: pd.DataFrame, as_text, rating_range) -> pd.DataFrame:
+    """``ColumnError`` (with the row) for a bad value; ``as_text(role)`` reads a column as
+    strings (None where the file has no text: Parquet)."""
+    out = {role: ids(role, frame[role], as_text and as_text(role)) for role in ("user", "item")}
     if "rating" in frame:
-        ratings = pd.to_numeric(frame["rating"], errors="raise").to_numpy(np.float32)
-        if not np.isfinite(ratings).all():
-            raise ValueError("ratings must be finite numbers")
-        out["rating"] = ratings
+        out["rating"] = ratings(frame["rating"], rating_range)
     if "timestamp" in frame:
-        out["timestamp"] = _times(frame["timestamp"])
+        out["timestamp"] = times(frame["timestamp"])
     return pd.DataFrame(out)
 
 
-def _ids(column: pd.Series) -> np.ndarray:
-    """Integer ids when the column holds integers only, else stripped strings."""
-    if column.dtype.kind in "iub":
-        return column.to_numpy(np.int64)
-    if column.dtype.kind == "f" and (column == np.floor(column)).all():
-        return column.to_numpy(np.int64)
-    return column.astype(str).str.strip().to_numpy(object)
-
-
-def _times(column: pd.Series) -> np.ndarray:
-    if column.dtype.kind in "iu":
-        return column.to_numpy(np.int64)
-    numbers = pd.to_numeric(column, errors="coerce")
-    if numbers.notna().all():
-        return numbers.to_numpy(np.int64)
-    stamps = pd.to_datetime(column, errors="raise", utc=True, format="mixed")
-    seconds = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return seconds.to_numpy(np.int64)
-
-
-def _read_parquet(path: Path, wanted: dict) -> pd.DataFrame:
+def _read_parquet(path: Path, wanted: dict, rating_range) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a bad file
@@ -239,6 +278,8 @@ def _read_parquet(path: Path, wanted: dict) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     try:
-        return _typed(frame)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: {' '.join(str(exc).split())}") from None
+        return _typed(frame, None, rating_range)
+    except ColumnError as exc:
+        raise DataError(f"{path}: row {exc.row + 1}: {exc}") from None
+    except (ValueError, TypeError) as exc:  # columns of lists, structs...
+        raise DataError(f"{path}: unusable column ({' '.join(str(exc).split())})") from None

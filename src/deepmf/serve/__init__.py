@@ -158,8 +158,9 @@ def _items(app: FastAPI, tm: TrainedModel) -> None:
                      genres=list(tm.genres[index]))
         return JSON(SimilarItems(item=query, k=k, items=_ranked(items)))
 
-    @app.post("/score", response_model=Scores,
-              responses={**NOT_FOUND, 413: {"model": Error, "description": "body too large"}})
+    @app.post("/score", response_model=Scores, responses={
+        **NOT_FOUND, 400: {"model": Error, "description": "body is not JSON"},
+        413: {"model": Error, "description": "body too large"}})
     async def score(request: Annotated[ScoreRequest, Body()]):
         scored = tm.score(request.user, request.items)
         seen = tm.seen_mask(request.user, request.items)
@@ -195,7 +196,9 @@ def _pages(app: FastAPI) -> None:
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
           split: str | None = None, data_dir: str | None = None, access_log: bool = False,
           log_level: str = "warning", cache_size: int = 4096) -> None:
-    """Load a run and serve it with uvicorn until interrupted (requests in flight finish)."""
+    """Load a run and serve it with uvicorn until interrupted: on SIGTERM or Ctrl-C it stops
+    accepting connections, answers the requests in flight (up to 10 s), then re-raises
+    the signal, so the command exits 143 or 130."""
     import torch
     import uvicorn
 
@@ -208,8 +211,11 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
     gc.freeze()
     print(f"deepmf: serving {app.state.model.name} from {run_dir} on http://{host}:{port} "
           f"(API docs at /docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log,
+                            log_level=log_level, timeout_graceful_shutdown=10)
+    # Server.run, not uvicorn.run: that swallows the Ctrl-C it re-raises after a graceful
+    # shutdown, and the command would exit 0 instead of 130.
+    uvicorn.Server(config).run()
 
 
 def check_port(host: str, port: int) -> None:
