@@ -111,3 +111,21 @@ def test_no_module_is_too_long():
     long = {module_name(p): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 320}
     assert not long, f"modules over 320 lines: {long}"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`deepmf --help`, a mistyped model and `deepmf datasets` must answer at once: none of
+    them may import torch, pandas, scipy or matplotlib (seconds of start-up each)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "from deepmf.cli import main\n"
+             "for argv in (['--help'], ['train', '--model', 'nope'], ['datasets']):\n"
+             "    main(argv)\n"
+             "heavy = [m for m in ('torch', 'pandas', 'scipy', 'matplotlib') if m in sys.modules]\n"
+             "print('HEAVY', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert "HEAVY []" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+    assert "unknown model 'nope'" in done.stderr

@@ -125,12 +125,12 @@ def train(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
+    if resume is not None:
+        _resume_only(config, locals())
+    run_config = _run_config(config, locals())  # checked before PyTorch loads
     from deepmf.experiment.run import train_run
     from deepmf.progress import ProgressBar
 
-    if resume is not None:
-        _resume_only(config, locals())
-    run_config = _run_config(config, locals())
     callbacks = [] if quiet else [ProgressBar(err)]
     started: list = []
     try:

@@ -9,7 +9,8 @@ from pathlib import Path
 import tomllib
 
 from deepmf.errors import ConfigError
-from deepmf.readers.table import TableFormat
+from deepmf.models import check_name
+from deepmf.readers.formats import TableFormat
 
 MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout", "unobserved_weight")
 """Settings that become model constructor keywords."""
@@ -82,6 +83,7 @@ class RunConfig:
         for field in fields(self):
             _check_kind(field.name, field.type, getattr(self, field.name))
             _check_finite(field.name, getattr(self, field.name))
+        check_name(self.model)
         for name, low, high in BOUNDS:
             value = getattr(self, name)
             if value is not None and not (low <= value and (high is None or value < high)):

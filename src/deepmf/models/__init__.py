@@ -1,32 +1,34 @@
-"""Model registry: a literal dict from CLI name to class, and one builder."""
+"""Model registry: a literal dict from CLI name to class (loaded lazily), and one builder."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from typing import TYPE_CHECKING
 
-from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.als import ALS, IALS
-from deepmf.models.base import Recommender
-from deepmf.models.deepcf import DMF, CFNet, CFNetML
-from deepmf.models.mf import MF, BiasedMF, DeepMF
-from deepmf.models.ncf import GMF, MLP, NeuMF
-from deepmf.models.popularity import ItemPop
 
-MODELS: dict[str, type[Recommender]] = {
-    "mf": MF,
-    "biased-mf": BiasedMF,
-    "deepmf": DeepMF,
-    "gmf": GMF,
-    "mlp": MLP,
-    "neumf": NeuMF,
-    "itempop": ItemPop,
-    "dmf": DMF,
-    "cfnet-ml": CFNetML,
-    "cfnet": CFNet,
-    "ials": IALS,
-    "als": ALS,
+if TYPE_CHECKING:
+    from deepmf.data import Interactions
+    from deepmf.models.base import Recommender
+
+REGISTRY: dict[str, str] = {
+    "mf": "mf.MF",
+    "biased-mf": "mf.BiasedMF",
+    "deepmf": "mf.DeepMF",
+    "gmf": "ncf.GMF",
+    "mlp": "ncf.MLP",
+    "neumf": "ncf.NeuMF",
+    "itempop": "popularity.ItemPop",
+    "dmf": "deepcf.DMF",
+    "cfnet-ml": "deepcf.CFNetML",
+    "cfnet": "deepcf.CFNet",
+    "ials": "als.IALS",
+    "als": "als.ALS",
 }
+"""CLI name -> ``module.Class`` under :mod:`deepmf.models`. A model's module is imported when
+it is first used, so the command line can check a name without loading PyTorch;
+``MODELS`` (and ``from deepmf.models import GMF``) give the classes themselves."""
 
 EXPLICIT_MODELS = ("mf", "biased-mf", "deepmf", "als")
 """Models whose default task is rating prediction; all others default to implicit."""
@@ -37,10 +39,28 @@ FILLED_IN = ("n_users", "n_items", "global_mean", "interactions", "seed")
 
 def model_class(name: str) -> type[Recommender]:
     """The registered class; ``ConfigError`` with the valid names for an unknown one."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+    check_name(name)
+    module, cls = REGISTRY[name].rsplit(".", 1)
+    return getattr(importlib.import_module(f"deepmf.models.{module}"), cls)
+
+
+def check_name(name: str) -> None:
+    """``ConfigError`` with the valid names unless ``name`` is a registered model."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}")
+
+
+def __getattr__(attr: str):
+    if attr == "MODELS":
+        return {name: model_class(name) for name in REGISTRY}
+    if attr == "Recommender":
+        from deepmf.models.base import Recommender
+
+        return Recommender
+    for name, path in REGISTRY.items():
+        if path.endswith(f".{attr}"):
+            return model_class(name)
+    raise AttributeError(f"module 'deepmf.models' has no attribute {attr!r}")
 
 
 def hyperparameters(name: str) -> set[str]:
@@ -69,6 +89,6 @@ def build_model(name: str, train: Interactions, **options) -> Recommender:
     return model_class(name)(train.n_users, train.n_items, **kwargs)
 
 
-__all__ = ["MODELS", "EXPLICIT_MODELS", "Recommender", "build_model", "model_class",
-           "hyperparameters", "MF", "BiasedMF", "DeepMF", "GMF", "MLP", "NeuMF", "ItemPop",
-           "DMF", "CFNetML", "CFNet", "IALS", "ALS"]
+__all__ = ["MODELS", "REGISTRY", "EXPLICIT_MODELS", "Recommender", "build_model",
+           "model_class", "check_name", "hyperparameters", "MF", "BiasedMF", "DeepMF", "GMF",
+           "MLP", "NeuMF", "ItemPop", "DMF", "CFNetML", "CFNet", "IALS", "ALS"]

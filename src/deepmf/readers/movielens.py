@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,75 +10,7 @@ import pandas as pd
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
 from deepmf.readers._delimited import check_file, fail, locate_error, read_fields
-
-GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
-
-
-@dataclass(frozen=True)
-class MovieLensFormat:
-    """How one MovieLens release is laid out.
-
-    Attributes:
-        folder: top folder inside the release zip.
-        ratings: ratings file (``user, item, rating, timestamp`` in that order).
-        sep: field separator of ratings and movies files.
-        header: whether the ratings file starts with a header line.
-        rating_range: lowest and highest possible rating.
-        movies: movie metadata file; ``movies_kind`` says its layout (``u.item``,
-            ``dat`` = ``id::title::genres``, ``csv`` = ``movieId,title,genres``).
-        url, md5: where to download the zip and its published MD5 (None: unknown, so
-            the zip is never downloaded automatically).
-    """
-
-    description: str
-    folder: str
-    ratings: str
-    sep: str
-    header: bool
-    rating_range: tuple[float, float]
-    movies: str
-    movies_kind: str
-    encoding: str
-    url: str
-    md5: str | None
-    folds: tuple[str, ...] = ()
-
-
-def _csv_release(name: str, description: str, md5: str | None) -> MovieLensFormat:
-    return MovieLensFormat(description, name, "ratings.csv", ",", True, (0.5, 5.0),
-                           "movies.csv", "csv", "utf-8", f"{GROUPLENS}{name}.zip", md5)
-
-
-MOVIELENS: dict[str, MovieLensFormat] = {
-    "ml-100k": MovieLensFormat(
-        "MovieLens 100K: 100,000 ratings 1-5, 943 users, 1,682 movies, folds u1-u5, ua, ub",
-        "ml-100k", "u.data", "\t", False, (1.0, 5.0), "u.item", "u.item", "latin-1",
-        f"{GROUPLENS}ml-100k.zip", "0e33842e24a9c977be4e0107933c0723",
-        ("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
-    ),
-    "ml-1m": MovieLensFormat(
-        "MovieLens 1M: 1,000,209 ratings 1-5, 6,040 users, 3,706 movies",
-        "ml-1m", "ratings.dat", "::", False, (1.0, 5.0), "movies.dat", "dat", "latin-1",
-        f"{GROUPLENS}ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906",
-    ),
-    "ml-10m": MovieLensFormat(
-        "MovieLens 10M: 10M ratings 0.5-5 (half stars), 69,878 users, 10,677 movies",
-        "ml-10M100K", "ratings.dat", "::", False, (0.5, 5.0), "movies.dat", "dat", "utf-8",
-        f"{GROUPLENS}ml-10m.zip", "ce571fd55effeba0271552578f2648bd",
-    ),
-    "ml-latest-small": _csv_release(
-        "ml-latest-small", "MovieLens latest small: ~100,000 ratings 0.5-5, ~600 users", None
-    ),
-    "ml-latest": _csv_release("ml-latest", "MovieLens latest full: ~33M ratings 0.5-5", None),
-    "ml-20m": _csv_release(
-        "ml-20m", "MovieLens 20M: 20M ratings 0.5-5, 138,493 users, 26,744 movies",
-        "cd245b17a1ae2cc31bb14903e1204af3",
-    ),
-    "ml-25m": _csv_release(
-        "ml-25m", "MovieLens 25M: 25M ratings 0.5-5, 162,541 users, 59,047 movies",
-        "6b51fb2759a8657d3bfcbfc42b592ada",
-    ),
-}
+from deepmf.readers.formats import MOVIELENS, MovieLensFormat
 
 
 def read_ratings(path, fmt: MovieLensFormat) -> pd.DataFrame:

@@ -11,14 +11,9 @@ import pandas as pd
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
 from deepmf.readers._delimited import INT64_MAX, check_file, fail, int_problem, read_fields
+from deepmf.readers.formats import ncf_files
 
-SUFFIXES = (".train.rating", ".test.rating", ".test.negative")
 _PAIR = re.compile(r"^\((\d+),(\d+)\)$")
-
-
-def ncf_files(base: Path) -> list[Path]:
-    """The three files of the NCF set whose path without suffix is ``base``."""
-    return [base.parent / (base.name + suffix) for suffix in SUFFIXES]
 
 
 def read_ncf(base: Path) -> Dataset:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 from deepmf.errors import ConfigError, DataError
 from deepmf.readers._columns import ColumnError, ids, ratings, times
 from deepmf.readers._delimited import check_file, count_bytes, fail, locate_error, split_fields
+from deepmf.readers.formats import TableFormat
 
 #: Column names tried, case-insensitively, when a file has a header and no column is named.
 COMMON_NAMES = {
@@ -21,36 +21,6 @@ COMMON_NAMES = {
     "timestamp": ("timestamp", "time", "ts", "datetime", "date"),
 }
 SUFFIX_SEPS = {".csv": ",", ".tsv": "\t"}
-
-
-@dataclass(frozen=True)
-class TableFormat:
-    """How to read a log file; every field None means "work it out from the file".
-
-    Attributes:
-        sep: field delimiter, one character or ``::`` (default: by suffix, else sniffed;
-            ``\\t`` and ``tab`` mean a tab).
-        user_col, item_col, rating_col, time_col: header names or 0-based positions as text.
-        header: whether the first line names the columns (default: guessed).
-        rating_range: lowest and highest valid rating; a rating outside it is an error.
-            None: the ratings' own minimum and maximum are the scale.
-    """
-
-    sep: str | None = None
-    user_col: str | None = None
-    item_col: str | None = None
-    rating_col: str | None = None
-    time_col: str | None = None
-    header: bool | None = None
-    rating_range: tuple[float, float] | None = None
-
-    def __post_init__(self):
-        if self.sep is not None:
-            sep = {"\\t": "\t", "tab": "\t"}.get(self.sep, self.sep)
-            if not (len(sep) == 1 or sep == "::") or sep in "\r\n\"":
-                raise ConfigError(f"--sep must be one character (or ::) other than a quote or "
-                                  f"a line break, not {self.sep!r}")
-            object.__setattr__(self, "sep", sep)
 
 
 ARCHIVES = (".zip", ".gz", ".bz2", ".xz", ".zst", ".tar", ".tgz", ".7z")
