@@ -88,6 +88,12 @@ def solve_rows(
                                   steps=cg_steps)
     if method != "cholesky":
         raise ValueError(f"method must be 'cholesky' or 'cg', got {method!r}")
+    return _cholesky(index, factors, weights, targets, shared, ridge, prior, generator, block)
+
+
+def _cholesky(index: RowIndex, factors, weights, targets, shared, ridge, prior, generator,
+              block: int) -> torch.Tensor:
+    """Every row's exact solution (or draw) by batched Cholesky, chunk by chunk."""
     dim = factors.shape[1]
     out = factors.new_zeros(index.n_rows, dim)
     eye = torch.eye(dim, dtype=factors.dtype, device=factors.device)
