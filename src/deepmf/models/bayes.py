@@ -68,7 +68,9 @@ class BayesMF(Recommender):
         user_noise: draw a noise scale per user (else one noise precision for all).
         noise_dof: ``ν`` of the per-user noise scales (10; 4 to 100 within 0.001).
         global_mean: μ, the mean training rating (an offset; ``w₀`` is drawn around it).
-        prior_shape: shape ``α₀`` of every Gamma hyper-prior (precisions and noise).
+        prior_shape: shape ``α₀`` of every Gamma hyper-prior (precisions and noise); 0.5
+            and ``prior_rate`` 0.5 are libFM's ``Gamma(α/2, β/2)`` with ``α = β = 1``
+            (1 and 1 were 0.0016 worse on validation).
         prior_rate: rate ``β₀`` of every Gamma hyper-prior.
         init_std: standard deviation of the first sample's factors.
         interactions: the training log, read only for ``day_range``.
@@ -82,8 +84,8 @@ class BayesMF(Recommender):
         day_range: tuple[int, int] | list[int] | None = None,
         user_features: list[list[str]] | None = None,
         item_features: list[list[str]] | None = None, user_noise: bool = True,
-        noise_dof: float = 10.0, global_mean: float = 0.0, prior_shape: float = 1.0,
-        prior_rate: float = 1.0, init_std: float = 0.1, interactions: Interactions | None = None,
+        noise_dof: float = 10.0, global_mean: float = 0.0, prior_shape: float = 0.5,
+        prior_rate: float = 0.5, init_std: float = 0.1, interactions: Interactions | None = None,
     ):
         super().__init__()
         _check(dim=dim, samples=samples, burn_in=burn_in, noise_dof=noise_dof,
