@@ -42,8 +42,8 @@ SETTINGS = {  # name -> BayesMF switches (side: the ml-100k user/item labels)
     "side": OFF | dict(side=True),
     "user-noise": OFF | dict(user_noise=True),
     "timesvdpp-flipped": OFF | dict(implicit_items=True, implicit_users=True, days=True),
-    "defaults": {},  # BayesMF's own defaults, plus the side features the data provides
-    "defaults+days": dict(days=True),
+    "all-but-days": dict(days=False),
+    "defaults": {},  # BayesMF's own defaults (all on), plus the side labels ml-100k ships
 }
 
 
@@ -69,7 +69,7 @@ def peer(setting: dict, train, test, features, args) -> tuple[float, float]:
     """myFM's MyFMRegressor over the same features, as relation blocks."""
     import myfm
 
-    on = {**dict(implicit_items=True, implicit_users=True, days=False, side=True), **setting}
+    on = {**dict(implicit_items=True, implicit_users=True, days=True, side=True), **setting}
     start = time.perf_counter()
     sides, groups = [], []
     for name, n, implicit, labels in (

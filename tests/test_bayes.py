@@ -211,6 +211,9 @@ def test_score_all_agrees_with_forward():
 
 def test_days_select_the_day_vector():
     train, _ = planted(n_users=15, n_items=12)
+    assert BayesMF(15, 12, interactions=train).uses_times  # timestamps: on by default
+    assert not BayesMF(15, 12).uses_times and not BayesMF(15, 12, days=False,
+                                                           interactions=train).uses_times
     model = run(model_for(train, samples=4, burn_in=2), train)
     assert model.uses_times and model.model_args["day_range"] == [DAY0, DAY0 + 9]
     u, i = torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
