@@ -11,6 +11,13 @@ blocks for the user and item sides, day one-hot as plain columns, one prior grou
 block), the same rank and the same sweeps and kept samples, run right after ours in the
 same process at one thread, with the wall-time ratio ours / myFM. myFM has no per-user
 noise, so settings with it are matched to myFM's homoscedastic FM over the same features.
+
+Measured (500 kept samples, 20 burn-in, rank 10, one thread, 2 shared cores; mean RMSE
+over u1..u5, ours / myFM 0.4.0, wall-time ratio ours / myFM): plain 0.8974 / 0.8969
+(0.89), per-user noise alone 0.8931, svdpp 0.8942 / 0.8930 (0.72), flipped 0.8848 /
+0.8850 (0.60), days 0.8948 / 0.8935 (1.02), side 0.8893 / 0.8890 (0.86),
+timesvdpp-flipped 0.8798 / 0.8792 (0.58), all-but-days 0.8769 / 0.8796 (0.69),
+defaults 0.8744 (u1 0.8788) / 0.8777 (u1 0.8830) (0.74).
 """
 
 from __future__ import annotations
