@@ -35,9 +35,9 @@ import torch  # noqa: E402
 
 from benchmarks._common import data_dir, emit, machine  # noqa: E402
 from deepmf.models.bayes import BayesMF  # noqa: E402
-from deepmf.models.bayes_features import side_features  # noqa: E402
 from deepmf.models.bayes_gibbs import day_numbers, implicit_design, label_design  # noqa: E402
 from deepmf.readers import load_dataset  # noqa: E402
+from deepmf.readers.side import side_features  # noqa: E402
 
 OFF = dict(implicit_items=False, implicit_users=False, days=False, user_noise=False,
            side=False)

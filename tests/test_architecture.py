@@ -21,7 +21,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.data": LOW,
     "deepmf.device": LOW,
     "deepmf.losses": LOW,
-    "deepmf.train": (*LOW, "deepmf.distributed"),
+    "deepmf.train": (*LOW, "deepmf.distributed", "deepmf.snapshot"),
     "deepmf.split": (*LOW, "deepmf.data"),
     "deepmf.sampling": (*LOW, "deepmf.data"),
     "deepmf.readers": (*LOW, "deepmf.data", "deepmf.device"),

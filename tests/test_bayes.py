@@ -274,7 +274,7 @@ def test_sweep_refuses_logs_it_cannot_use():
 
 
 def test_ml100k_u1_beats_the_biased_baseline_in_a_few_sweeps(ml100k):
-    from deepmf.models.bayes_features import side_features
+    from deepmf.readers.side import side_features
 
     train, test = ml100k.given["u1"]
     model = run(model_for(train, dim=10, samples=30, burn_in=10, **side_features(ml100k)),

@@ -37,6 +37,9 @@ def test_resolved_config_fills_recipe_and_drops_what_is_unused():
     ials = resolve(RunConfig(model="ials", task="implicit", split="given", reg=0.02), 1000)
     assert ials.reg == 0.02 and ials.dim == 192 and ials.unobserved_weight == 0.1
     assert ials.lr is None and ials.batch_size is None  # no minibatches in closed form
+    bayes = resolve(RunConfig(model="bayes-mf", task="explicit", split="u1", samples=30), 1000)
+    assert bayes.samples == 30 and bayes.burn_in == 20 and bayes.dim == 10
+    assert bayes.side_features is True and bayes.epochs is None and bayes.refit is None
     pop = resolve(RunConfig(model="itempop", task="implicit", split="given"), 1000)
     assert pop.epochs is None and pop.lr is None  # nothing to train
 
@@ -59,6 +62,10 @@ def test_resolved_config_fills_recipe_and_drops_what_is_unused():
     (dict(model="als", task="implicit"), "is for the explicit task"),
     (dict(model="ials", unobserved_weight=0.5), "is for the implicit task"),
     (dict(model="gmf", task="implicit", unobserved_weight=0.5), "--unobserved-weight does not"),
+    (dict(model="bayes-mf", epochs=10), "--epochs does not apply to model bayes-mf"),
+    (dict(model="bayes-mf", refit=True), "--refit does not apply"),
+    (dict(model="biased-mf", samples=10), "--samples does not apply to model biased-mf"),
+    (dict(model="als", side_features=True), "--side-features does not apply"),
 ])
 def test_settings_a_run_would_ignore_are_refused(settings, message):
     config = RunConfig(**{"task": "explicit", **settings})

@@ -46,7 +46,8 @@ def evaluate_ratings(
     """RMSE and MAE of the model's predicted ratings on the rows of ``test``.
 
     Args:
-        model: explicit model; ``model(users, items)`` returns predicted ratings.
+        model: explicit model; ``model(users, items)`` returns predicted ratings (with
+            ``times``, each row's timestamp, for models whose ``uses_times`` is True).
         test: rows with ratings.
         clip: ``(lowest, highest)`` rating; predictions are clipped to it when given.
         batch_size: pairs scored per forward call.
@@ -61,9 +62,13 @@ def evaluate_ratings(
     device = model_device(model)
     users = torch.tensor(test.users).to(device)
     items = torch.tensor(test.items).to(device)
+    timed = getattr(model, "uses_times", False) and test.timestamps is not None
+    times = torch.tensor(test.timestamps).to(device) if timed else None
     with _inference(model):
         pred = torch.cat([
-            model(users[i : i + batch_size], items[i : i + batch_size]).float().reshape(-1)
+            (model(users[i : i + batch_size], items[i : i + batch_size],
+                   times[i : i + batch_size]) if timed else
+             model(users[i : i + batch_size], items[i : i + batch_size])).float().reshape(-1)
             for i in range(0, len(test), batch_size)
         ])
     if clip is not None:

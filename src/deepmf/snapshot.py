@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -91,3 +92,21 @@ def load(folder: Path, name: str):
 def _fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+class Budget:
+    """A context that times what it wraps, and says when it is due again so that it takes
+    no more than ``share`` of the time in between."""
+
+    def __init__(self, share: float):
+        self.share, self.cost, self.last = share, 0.0, time.perf_counter()
+
+    def due(self) -> bool:
+        return self.cost <= self.share * (time.perf_counter() - self.last)
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.last = time.perf_counter()
+        self.cost = self.last - self.start

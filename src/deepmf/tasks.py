@@ -91,10 +91,12 @@ class RatingTask:
         return mse(predictions, ratings) + self.reg * penalty
 
     def validate(self, model) -> dict[str, float]:
-        train = _shard_rows(self.train, self.shard)
-        record = mean_over_shards(
-            {"train_rmse": evaluate_ratings(model, train, clip=self.clip)["rmse"]}, len(train),
-            self.shard)
+        record = {}
+        if getattr(model, "trainer", "sgd") == "sgd":  # sweeps report their own fit
+            train = _shard_rows(self.train, self.shard)
+            record = mean_over_shards(
+                {"train_rmse": evaluate_ratings(model, train, clip=self.clip)["rmse"]},
+                len(train), self.shard)
         if self.valid is not None and len(self.valid):
             valid = _shard_rows(self.valid, self.shard)
             scores = evaluate_ratings(model, valid, clip=self.clip)

@@ -16,6 +16,7 @@ import torch
 
 from deepmf.distributed import SINGLE, mean_over_shards, replicated
 from deepmf.errors import ConfigError, DeepMFError
+from deepmf.snapshot import Budget
 
 
 class TrainingDiverged(DeepMFError):
@@ -223,7 +224,7 @@ def fit(
     if trainer is None or (trainer == "sgd" and not any(p.requires_grad
                                                         for p in model.parameters())):
         return []  # nothing to learn (e.g. popularity)
-    loop = _Loop(model, task, config)
+    loop, saving = _Loop(model, task, config), Budget(SAVE_SHARE)
     saved = store.load() if store is not None else None
     if saved is not None:
         loop.restore(saved)
@@ -240,13 +241,20 @@ def fit(
             callback.on_epoch_end(loop.history[-1], model)
         stalled = config.patience and loop.epoch - loop.best.epoch >= config.patience
         loop.done = loop.epoch >= config.epochs or bool(validated and stalled)
-        if store is not None:
-            store.save(loop.state())
+        if store is not None and (loop.done or saving.due()):
+            with saving:
+                store.save(loop.state())
     if loop.best.state is not None:
         model.load_state_dict(loop.best.state)
     for callback in callbacks:
         callback.on_train_end(loop.history)
     return loop.history
+
+
+SAVE_SHARE = 0.05
+"""At most this share of training time goes to saving the loop's state: a model whose
+snapshot is slow to write next to its epochs (Gibbs samplers keep every sample) saves
+every few epochs instead of after each one."""
 
 
 def _run_epoch(loop: _Loop, task: Task, config: TrainConfig, lr_schedule) -> None:

@@ -89,6 +89,19 @@ def train(
     dropout: Optional[float] = typer.Option(None, min=0.0, max=0.99),
     unobserved_weight: Optional[float] = typer.Option(None, help="ials: weight of the pairs "
                                                                  "a user did not interact with"),
+    samples: Optional[int] = typer.Option(None, help="bayes-mf: Gibbs samples averaged"),
+    burn_in: Optional[int] = typer.Option(None, help="bayes-mf: sweeps discarded first"),
+    implicit_items: Optional[bool] = typer.Option(
+        None, "--implicit-items/--no-implicit-items", help="bayes-mf: SVD++ user sets"),
+    implicit_users: Optional[bool] = typer.Option(
+        None, "--implicit-users/--no-implicit-users", help="bayes-mf: 'flipped' item sets"),
+    days: Optional[bool] = typer.Option(None, "--days/--no-days",
+                                        help="bayes-mf: the day of the rating as a field"),
+    user_noise: Optional[bool] = typer.Option(None, "--user-noise/--no-user-noise",
+                                              help="bayes-mf: a noise scale per user"),
+    side_features: Optional[bool] = typer.Option(
+        None, "--side-features/--no-side-features",
+        help="bayes-mf: user and item labels the data ships (age, gender, genres...)"),
     num_neg: Optional[int] = typer.Option(None, min=1, help="negatives per positive"),
     reg: Optional[float] = typer.Option(None, min=0.0, help="L2 on the rows each batch uses"),
     weight_decay: Optional[float] = typer.Option(None, min=0.0),

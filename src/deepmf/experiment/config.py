@@ -12,7 +12,8 @@ from deepmf.errors import ConfigError
 from deepmf.models import check_name
 from deepmf.readers.formats import TableFormat
 
-MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout", "unobserved_weight")
+MODEL_FIELDS = ("dim", "layers", "user_layers", "item_layers", "dropout", "unobserved_weight",
+                "samples", "burn_in", "implicit_items", "implicit_users", "days", "user_noise")
 """Settings that become model constructor keywords."""
 LAYER_FIELDS = ("layers", "user_layers", "item_layers")
 
@@ -39,6 +40,20 @@ class RunConfig:
     dropout: float | None = None
     unobserved_weight: float | None = None
     """iALS: the weight of every pair the user did not interact with (α₀)."""
+    samples: int | None = None
+    """bayes-mf: Gibbs sweeps kept and averaged for prediction."""
+    burn_in: int | None = None
+    """bayes-mf: sweeps drawn and discarded before the first kept one."""
+    implicit_items: bool | None = None
+    """bayes-mf: add the items each user rated in training to the user (SVD++)."""
+    implicit_users: bool | None = None
+    """bayes-mf: add the users who rated each item in training to the item ("flipped")."""
+    days: bool | None = None
+    """bayes-mf: the day of the rating as a field (None: where the data has timestamps)."""
+    user_noise: bool | None = None
+    """bayes-mf: a noise scale per user instead of one for all ratings."""
+    side_features: bool | None = None
+    """bayes-mf: the users' and items' labels the data ships (age, gender, genres...)."""
     # training
     epochs: int | None = None
     batch_size: int | None = None
@@ -136,7 +151,8 @@ INT64 = 2**63
 BOUNDS = (("dim", 1, INT64), ("dropout", 0, 1), ("reg", 0, None), ("weight_decay", 0, None),
           ("patience", 0, INT64), ("epochs", 1, INT64), ("batch_size", 1, INT64),
           ("num_neg", 1, INT64), ("sample_users", 1, INT64), ("seed", 0, INT64),
-          ("k", 1, INT64), ("threads", 1, 1025), ("unobserved_weight", 0, None))
+          ("k", 1, INT64), ("threads", 1, 1025), ("unobserved_weight", 0, None),
+          ("samples", 1, INT64), ("burn_in", 0, INT64))
 """Ranges the trainer and models do not check themselves: (field, lowest, below this)."""
 
 _KINDS = {  # annotation: the Python types it accepts, and how an error names them

@@ -22,6 +22,7 @@ from deepmf.experiment.recipes import TRAINING, recipe
 from deepmf.models import EXPLICIT_MODELS, hyperparameters, model_class
 from deepmf.readers import load_dataset
 from deepmf.readers.movielens import MOVIELENS
+from deepmf.readers.side import side_features
 from deepmf.split import Split, make_splits, sample_users
 from deepmf.train import TrainConfig
 
@@ -55,11 +56,16 @@ class Plan:
                    if k in accepted and getattr(self.config, k) is not None}
         if "seed" in accepted:
             options["seed"] = self.config.seed
+        if "side_features" in accepted and self.config.side_features:
+            options.update(side_features(self.dataset))  # labels, never from ratings
         return options
 
     def train_config(self) -> TrainConfig:
         c = self.config
-        return TrainConfig(epochs=c.epochs or 1, lr=c.lr or TRAINING["lr"],
+        epochs = c.epochs or 1
+        if not model_class(c.model).selects_epochs:  # a sampler: burn-in, then the samples
+            epochs = (c.burn_in or 0) + (c.samples or 1)
+        return TrainConfig(epochs=epochs, lr=c.lr or TRAINING["lr"],
                            optimizer=c.optimizer or TRAINING["optimizer"],
                            weight_decay=c.weight_decay or 0.0, patience=c.patience or 0,
                            lr_decay=c.lr_decay or 1.0, seed=c.seed)
@@ -140,8 +146,11 @@ def resolve_split(config: RunConfig, dataset: Dataset, task: str) -> str:
 
 
 def constructor_options(model: str) -> set[str]:
-    """Settings the model takes as constructor keywords (``reg``: the model's own λ)."""
-    return hyperparameters(model) & {*MODEL_FIELDS, "reg"}
+    """Settings that become the model's constructor keywords (``reg``: the model's own λ;
+    ``side_features``: the ``user_features``/``item_features`` the data's labels give)."""
+    takes = hyperparameters(model)
+    labels = {"side_features"} if {"user_features", "item_features"} <= takes else set()
+    return (takes & {*MODEL_FIELDS, "reg"}) | labels
 
 
 def used_settings(config: RunConfig) -> set[str]:
@@ -149,25 +158,26 @@ def used_settings(config: RunConfig) -> set[str]:
     cls = model_class(config.model)
     if cls.trainer is None:
         return set()
-    used = set(LOOP_SETTINGS)
+    used = set(LOOP_SETTINGS) if cls.selects_epochs else {"seed"}  # else epochs: its own
     if cls.trainer == "sgd":
         used |= set(SGD_SETTINGS)
         if not cls.penalized():
             used.discard("reg")
     if config.task == "explicit":
         used -= {"num_neg", "loss"}
-        used.add("refit")
+        if cls.selects_epochs:
+            used.add("refit")
     return used
 
 
 def check_settings(config: RunConfig) -> None:
     """Refuse settings the model or the task would silently ignore."""
     cls, model = model_class(config.model), config.model
-    takes = sorted(hyperparameters(model) & set(MODEL_FIELDS))
+    takes = sorted(constructor_options(model) - {"reg"})
     task = getattr(cls, "task", config.task)
     if task != config.task:
         raise ConfigError(f"model {model} is for the {task} task, not the {config.task} one")
-    for name in MODEL_FIELDS:
+    for name in (*MODEL_FIELDS, "side_features"):
         if getattr(config, name) is None or (name in takes and not config.pretrain):
             continue
         reason = ("its parts set it (--pretrain)" if config.pretrain else
@@ -204,15 +214,18 @@ def resolve(config: RunConfig, n_train: int) -> RunConfig:
     if not config.pretrain:  # the model's options: recipe, else the constructor's default
         accepted = constructor_options(config.model)
         signature = inspect.signature(model_class(config.model)).parameters
-        values.update({k: signature[k].default for k in accepted
+        values.update({k: signature[k].default for k in accepted & set(signature)
                        if signature[k].default not in (None, inspect.Parameter.empty)})
+        if "side_features" in accepted:
+            values["side_features"] = True
         values.update({k: v for k, v in defaults.items() if k in accepted})
     values.update({k: v for k, v in {**TRAINING, **defaults}.items() if k in used})
     if "loss" in used:
         values["loss"] = "bce"
     if config.task == "explicit":
         values["loss"] = "mse"
-        values["refit"] = config.select_on == "valid"
+        if "refit" in used:
+            values["refit"] = config.select_on == "valid"
     values["threads"] = training_threads(config.threads)
     values.update({k: v for k, v in vars(config).items() if v is not None})
     return replace(config, **values)

@@ -18,6 +18,8 @@ EXPLICIT: dict[str, dict] = {
                    lr=0.005, reg=0.1, patience=5),
     # Closed-form sweeps: a few suffice; the model's own defaults (dim 16, λ 0.15) hold.
     "als": dict(epochs=15, patience=3),
+    # Gibbs sampling: the model's own defaults (rank 10, 20 burn-in, 500 kept samples).
+    "bayes-mf": dict(),
 }
 """Recipes for rating prediction, by model."""
 

@@ -109,7 +109,9 @@ def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
 def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
                  shard: Shard) -> FoldResult:
     c, tconfig, device = plan.config, plan.train_config(), _device(plan)
-    if c.select_on == "test":
+    if not model_class(c.model).selects_epochs:  # a sampler: nothing to choose, all of train
+        fit_data, valid = split.train, None
+    elif c.select_on == "test":
         fit_data, valid = split.train, split.test
     else:
         fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed)
@@ -118,7 +120,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
                              reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
     history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
-    extra_seen = None if c.select_on == "test" else valid
+    extra_seen = None if c.select_on == "test" or valid is None else valid
     if c.refit:  # retrain on train + validation for the chosen number of epochs
         fit_data, extra_seen = split.train, None
         model = _new_model(plan, fit_data, device)

@@ -25,12 +25,13 @@ REGISTRY: dict[str, str] = {
     "cfnet": "deepcf.CFNet",
     "ials": "als.IALS",
     "als": "als.ALS",
+    "bayes-mf": "bayes.BayesMF",
 }
 """CLI name -> ``module.Class`` under :mod:`deepmf.models`. A model's module is imported when
 it is first used, so the command line can check a name without loading PyTorch;
 ``MODELS`` (and ``from deepmf.models import GMF``) give the classes themselves."""
 
-EXPLICIT_MODELS = ("mf", "biased-mf", "deepmf", "als")
+EXPLICIT_MODELS = ("mf", "biased-mf", "deepmf", "als", "bayes-mf")
 """Models whose default task is rating prediction; all others default to implicit."""
 
 FILLED_IN = ("n_users", "n_items", "global_mean", "interactions", "seed")
@@ -91,4 +92,4 @@ def build_model(name: str, train: Interactions, **options) -> Recommender:
 
 __all__ = ["MODELS", "REGISTRY", "EXPLICIT_MODELS", "Recommender", "build_model",
            "model_class", "check_name", "hyperparameters", "MF", "BiasedMF", "DeepMF", "GMF",
-           "MLP", "NeuMF", "ItemPop", "DMF", "CFNetML", "CFNet", "IALS", "ALS"]
+           "MLP", "NeuMF", "ItemPop", "DMF", "CFNetML", "CFNet", "IALS", "ALS", "BayesMF"]

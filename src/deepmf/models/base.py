@@ -26,6 +26,9 @@ class Recommender(nn.Module):
     n_users: int
     n_items: int
     trainer: str | None = "sgd"
+    selects_epochs: bool = True
+    """False for models whose every further epoch can only help (Gibbs samplers averaging
+    more samples): they train once, on all training data, for their own number of epochs."""
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each user: ``[B, n_items]``."""

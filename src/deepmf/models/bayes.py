@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepmf.data import Interactions
+from deepmf.errors import ConfigError
 from deepmf.models.base import Recommender
 from deepmf.models.bayes_gibbs import SECONDS_PER_DAY, day_numbers, label_design
 from deepmf.models.bayes_sweep import run_sweep
@@ -65,7 +66,7 @@ class BayesMF(Recommender):
         day_range: first and last training day (days since 1970-01-01 UTC); None: from
             ``interactions``. Days outside it, and ``times=None``, use the nearest end.
         user_features: labels of each user (such as ``"gender:F"``), one list per user id,
-            or None; see :mod:`deepmf.models.bayes_features`.
+            or None; see :mod:`deepmf.readers.side`.
         item_features: labels of each item (``"genre:Comedy"``), or None.
         user_noise: draw a noise scale per user (else one noise precision for all).
         noise_dof: ``ν`` of the per-user noise scales (10; 4 to 100 within 0.001).
@@ -79,6 +80,9 @@ class BayesMF(Recommender):
     """
 
     uses_times = False  # an instance with the day field on sets it True
+    trainer = "sweep"
+    selects_epochs = False  # more kept samples only help: it runs burn_in + samples sweeps
+    task = "explicit"
 
     def __init__(
         self, n_users: int, n_items: int, dim: int = 10, samples: int = 500, burn_in: int = 20,
@@ -215,10 +219,10 @@ def _check(**values) -> None:
     for name in ("dim", "samples", "burn_in"):
         value, low = values.pop(name), 0 if name == "burn_in" else 1
         if isinstance(value, bool) or int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     for name, value in values.items():
         if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value!r}")
+            raise ConfigError(f"{name} must be positive, got {value!r}")
 
 
 def _labels(name: str, labels, n: int) -> list[list[str]] | None:
@@ -226,7 +230,7 @@ def _labels(name: str, labels, n: int) -> list[list[str]] | None:
         return None
     rows = [[str(x) for x in ([row] if isinstance(row, str) else row)] for row in labels]
     if len(rows) != n:
-        raise ValueError(f"{name} must list labels for each of the {n} ids, got {len(rows)}")
+        raise ConfigError(f"{name} must list labels for each of the {n} ids, got {len(rows)}")
     return rows
 
 
@@ -236,12 +240,13 @@ def _day_range(days, day_range, interactions) -> tuple[int, int] | None:
     if day_range is not None:
         first, last = (int(x) for x in day_range)
         if last < first:
-            raise ValueError(f"day_range must be (first, last) with first <= last, got {day_range}")
+            raise ConfigError("day_range must be (first, last) with first <= last, "
+                              f"got {day_range}")
         return first, last
     stamps = None if interactions is None else interactions.timestamps
     if stamps is None or len(stamps) == 0:
         if days:
-            raise ValueError("days=True needs day_range or interactions with timestamps")
+            raise ConfigError("days=True needs day_range or interactions with timestamps")
         return None
     numbers = day_numbers(stamps)
     return int(numbers.min()), int(numbers.max())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from deepmf.data import Interactions
+from deepmf.errors import ConfigError
 from deepmf.models.bayes_gibbs import Field, day_numbers, gamma, implicit_design, normal_gamma
 
 
@@ -60,13 +61,13 @@ def _chain(model, train: Interactions, generator: torch.Generator) -> Chain:
     if model._chain is not None and model._chain.train is train:
         return model._chain
     if train.ratings is None:
-        raise ValueError("train must hold ratings: BayesMF predicts explicit ratings")
+        raise ConfigError("train must hold ratings: BayesMF predicts explicit ratings")
     if (train.n_users, train.n_items) != (model.n_users, model.n_items):
-        raise ValueError("train does not match the model's n_users and n_items")
+        raise ConfigError("train does not match the model's n_users and n_items")
     ids = {"user": train.users, "item": train.items}
     if "day" in model.fields:
         if train.timestamps is None:
-            raise ValueError("days=True needs training timestamps")
+            raise ConfigError("days=True needs training timestamps")
         last = model.day_sample.shape[0] - 1
         ids["day"] = np.clip(day_numbers(train.timestamps) - model.first_day, 0, last)
     implicit = {"user": train.csr, "item": train.csr.T.tocsr()}

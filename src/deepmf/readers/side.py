@@ -1,4 +1,4 @@
-"""Side features for :class:`~deepmf.models.bayes.BayesMF` from what MovieLens ships.
+"""Side labels of users and items from what MovieLens ships (for ``bayes-mf``).
 
 Users: age (by decade), gender, occupation and the first digit of the zip code, from
 ml-100k's ``u.user`` or ml-1m's ``users.dat`` next to the ratings. Items: genres and the
