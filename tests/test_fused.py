@@ -42,9 +42,15 @@ def fused_grads_of(model, users, items, dloss, reg):
     return loss, [p.grad for p in model.parameters()]
 
 
+@pytest.fixture(params=[1 << 18, 64], ids=["whole", "in-parts"])
+def part_size(request, monkeypatch):
+    """The batch in one part, and in parts of a few pairs (``PART_ELEMENTS`` values)."""
+    monkeypatch.setattr("deepmf.models.fused.PART_ELEMENTS", request.param)
+
+
 @pytest.mark.parametrize("reg", [0.0, 0.05])
 @pytest.mark.parametrize("name", FUSED)
-def test_fused_gradients_equal_autograd_for_mse(name, reg):
+def test_fused_gradients_equal_autograd_for_mse(name, reg, part_size):
     log = ratings()
     model = model_for(name, log)
     users, items = torch.tensor(log.users[:200]), torch.tensor(log.items[:200])
@@ -53,9 +59,9 @@ def test_fused_gradients_equal_autograd_for_mse(name, reg):
     expected = autograd_grads(model, mse(scores, target) + reg * penalty)
     plain_loss = mse(scores, target) + reg * penalty
 
-    def dloss(s):
-        error = s - target
-        return torch.dot(error, error) / len(error), error * (2.0 / len(error))
+    def dloss(s, part):
+        error = s - target[part]
+        return torch.dot(error, error) / len(target), error * (2.0 / len(target))
 
     loss, grads = fused_grads_of(model, users, items, dloss, reg)
     torch.testing.assert_close(loss, plain_loss.detach())
@@ -64,7 +70,7 @@ def test_fused_gradients_equal_autograd_for_mse(name, reg):
 
 
 @pytest.mark.parametrize("name", FUSED)
-def test_fused_gradients_equal_autograd_for_bce(name):
+def test_fused_gradients_equal_autograd_for_bce(name, part_size):
     log = ratings()
     model = model_for(name, log)
     users, items = torch.tensor(log.users[:300]), torch.tensor(log.items[:300])
@@ -72,8 +78,9 @@ def test_fused_gradients_equal_autograd_for_bce(name):
     scores, penalty = model.scores_and_penalty(users, items)
     expected = autograd_grads(model, bce(scores, labels) + 0.01 * penalty)
 
-    def dloss(s):
-        return bce(s, labels), (torch.sigmoid(s) - labels) / len(labels)
+    def dloss(s, part):
+        wanted = labels[part]
+        return bce(s, wanted) * len(wanted) / len(labels), (torch.sigmoid(s) - wanted) / 300
 
     _, grads = fused_grads_of(model, users, items, dloss, 0.01)
     for got, want in zip(grads, expected):

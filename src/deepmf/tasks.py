@@ -112,12 +112,13 @@ class RatingTask:
 
         def step(batch):
             users, items, ratings = batch
+            n = len(ratings)
 
-            def dloss(scores):
-                error = scores - ratings
+            def dloss(scores, part):  # this part's share of the mean squared error
+                error = scores - ratings[part]
                 squares = torch.dot(error, error)
                 self._tally(squares, len(error))
-                return squares / len(error), error.mul_(2.0 / len(error))
+                return squares / n, error.mul_(2.0 / n)
 
             return grads(users, items, dloss, self.reg)
 
@@ -274,10 +275,12 @@ class RankingTask:
 
         def step(batch):
             users, items, labels = batch
+            n = len(labels)
 
-            def dloss(logits):
-                loss = RANKING_LOSSES["bce"](logits, labels)
-                return loss, torch.sigmoid(logits).sub_(labels).div_(len(labels))
+            def dloss(logits, part):  # this part's share of the mean log loss
+                wanted = labels[part]
+                share = RANKING_LOSSES["bce"](logits, wanted) * (len(wanted) / n)
+                return share, torch.sigmoid(logits).sub_(wanted).div_(n)
 
             return grads(users, items, dloss, self.reg)
 

