@@ -18,10 +18,11 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.solve": (),  # a package: direct and cg build on rows
     "deepmf.snapshot": (),
     "deepmf.distributed": (),
+    "deepmf.optim": (),
     "deepmf.data": LOW,
     "deepmf.device": LOW,
     "deepmf.losses": LOW,
-    "deepmf.train": (*LOW, "deepmf.distributed", "deepmf.snapshot"),
+    "deepmf.train": (*LOW, "deepmf.distributed", "deepmf.optim", "deepmf.snapshot"),
     "deepmf.split": (*LOW, "deepmf.data"),
     "deepmf.sampling": (*LOW, "deepmf.data"),
     "deepmf.readers": (*LOW, "deepmf.data", "deepmf.device"),

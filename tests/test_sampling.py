@@ -142,3 +142,21 @@ def test_an_epoch_holds_each_positive_once_with_its_negatives(train, n_neg, batc
     assert not task.sampler.is_positive(users[~positive], items[~positive]).any()
     expected = np.bincount(train.users, minlength=train.n_users) * (1 + n_neg)
     assert np.bincount(users.numpy(), minlength=train.n_users).tolist() == expected.tolist()
+
+
+def test_the_bitmap_and_the_binary_search_agree(monkeypatch):
+    rng = np.random.default_rng(3)
+    log = Interactions(rng.integers(0, 50, 900), rng.integers(0, 70, 900), n_users=50,
+                       n_items=70)
+    users = torch.from_numpy(rng.integers(0, 50, (40, 30)))
+    items = torch.from_numpy(rng.integers(0, 70, (40, 30)))
+    with_bits = NegativeSampler(log)
+    monkeypatch.setattr("deepmf.sampling.BITMAP_BYTES", 0)
+    searched = NegativeSampler(log)
+    assert with_bits.bits is not None and searched.bits is None
+    got = with_bits.is_positive(users, items)
+    assert torch.equal(got, searched.is_positive(users, items))
+    assert got.any() and not got.all()
+    truth = set(zip(log.users.tolist(), log.items.tolist()))
+    assert got.tolist() == [[(u, i) in truth for u, i in zip(ru, ri)]
+                            for ru, ri in zip(users.tolist(), items.tolist())]

@@ -16,6 +16,7 @@ import torch
 
 from deepmf.distributed import SINGLE, mean_over_shards, replicated
 from deepmf.errors import ConfigError, DeepMFError
+from deepmf.optim import OPTIMIZERS
 from deepmf.snapshot import Budget
 
 
@@ -56,12 +57,6 @@ class TrainConfig:
             raise ConfigError("lr_decay must lie in (0, 1]")
 
 
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "adagrad": torch.optim.Adagrad,
-}
 
 
 class Task(Protocol):
@@ -176,17 +171,25 @@ def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optim
                 generator: torch.Generator, objective: torch.nn.Module | None = None) -> float:
     """One pass of minibatch steps over the task's batches; returns the mean batch loss.
 
-    ``objective`` (the task's loss wrapped in ``DistributedDataParallel``) replaces
-    ``task.loss`` when several processes train together."""
+    A task whose ``fused_step(model)`` returns a function computes each batch's gradients
+    with it, without autograd (see :mod:`deepmf.models.fused`); otherwise the loss goes
+    through autograd. ``objective`` (the task's loss wrapped in ``DistributedDataParallel``)
+    replaces ``task.loss`` when several processes train together."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    fused = getattr(task, "fused_step", None)
+    fused = fused(model) if fused is not None and objective is None else None
+    step = getattr(optimizer, "lean_step", optimizer.step)
     model.train()
     total, steps = 0.0, 0
     for batch in task.batches(generator):
-        loss = task.loss(model, batch) if objective is None else objective(*batch)
-        for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
-            p.grad = None
-        loss.backward()
-        optimizer.step()
+        if fused is not None:
+            loss = fused(batch)  # sets every parameter's .grad
+        else:
+            loss = task.loss(model, batch) if objective is None else objective(*batch)
+            for p in params:  # what zero_grad(set_to_none=True) does, minus its overhead
+                p.grad = None
+            loss.backward()
+        step()
         total = total + loss.detach()
         steps += 1
     return float(total) / max(steps, 1)

@@ -125,12 +125,15 @@ class RunConfig:
                                   f"HIGH, not {span}")
             object.__setattr__(self, "rating_range", (float(span[0]), float(span[1])))
         self.table_format()  # checks --sep
-        for name in LAYER_FIELDS:  # their sizes are the models' to check
+        for name in LAYER_FIELDS:  # how sizes fit together is the models' to check
             sizes = getattr(self, name)
             if sizes is not None:
                 if not all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
                     raise ConfigError(f"--{name.replace('_', '-')} must be whole numbers, "
                                       f"not {list(sizes)}")
+                if not sizes or min(sizes) < 1:  # before any data is read
+                    raise ConfigError(f"--{name.replace('_', '-')} must be one or more "
+                                      f"positive sizes, not {list(sizes)}")
                 object.__setattr__(self, name, tuple(sizes))
 
     def table_format(self) -> TableFormat:

@@ -18,6 +18,7 @@ from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
 from deepmf.experiment.guards import LearnsSomething, check_pretrain, check_vocab, finite_metrics
 from deepmf.experiment.plan import Plan, make_plan
+from deepmf.experiment.recipes import REFIT_EPOCHS
 from deepmf.experiment.rundir import FoldResult, RunDir
 from deepmf.models import Recommender, build_model, model_class
 from deepmf.sampling import sample_test_negatives
@@ -121,16 +122,17 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
     history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
     extra_seen = None if c.select_on == "test" or valid is None else valid
-    if c.refit:  # retrain on train + validation for the chosen number of epochs
+    if c.refit:  # train on train + validation: the chosen model goes on, or starts again
         fit_data, extra_seen = split.train, None
-        model = _new_model(plan, fit_data, device)
         refit_task = RatingTask(fit_data, None, batch_size=c.batch_size or 1, device=device,
                                 reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
-        refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),
-                                                       patience=0),
-                            callbacks, lr_schedule=rates,  # the decay selection went through
-                            store=stores("refit"))
+        if model.trainer == "sgd":  # warm: REFIT_EPOCHS more at the chosen epoch's rate
+            epochs, rates = REFIT_EPOCHS, rates[-1:]
+        else:  # sweeps start again and run the chosen number
+            model, epochs = _new_model(plan, fit_data, device), max(chosen, 1)
+        refit_history = fit(model, refit_task, replace(tconfig, epochs=epochs, patience=0),
+                            callbacks, lr_schedule=rates, store=stores("refit"))
         history += [{**r, "phase": "refit"} for r in refit_history]
     return FoldResult(split, model, fit_data, extra_seen, history, chosen)
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from deepmf.models.base import Recommender
+from deepmf.models.fused import mf_grads
 from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
 
 
@@ -41,6 +42,11 @@ class MF(Recommender):
     def scores_and_penalty(self, users, items):
         p, q = self.user_factors(users), self.item_factors(items)  # [B, d] each
         return torch.linalg.vecdot(p, q), row_norms(p, q)
+
+    def fused_grads(self, users, items, dloss, reg):
+        """One step's loss with every gradient set, without autograd (see
+        :mod:`deepmf.models.fused`)."""
+        return mf_grads(self, users, items, dloss, reg, biased=False)
 
     def item_vectors(self):
         return self.item_factors.weight
@@ -87,6 +93,11 @@ class BiasedMF(MF):
         # vecdot: one fused op, and the biases summed first, so a step runs fewer kernels
         return torch.linalg.vecdot(p, q) + (b_u + b_i + self.global_mean), \
             row_norms(p, q, b_u, b_i)
+
+    def fused_grads(self, users, items, dloss, reg):
+        """One step's loss with every gradient set, without autograd (see
+        :mod:`deepmf.models.fused`)."""
+        return mf_grads(self, users, items, dloss, reg, biased=True)
 
 
 class DeepMF(Recommender):

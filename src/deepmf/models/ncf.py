@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepmf.models.base import Recommender
+from deepmf.models.fused import gmf_grads
 from deepmf.models.layers import (
     embedding,
     layer_sizes,
@@ -50,6 +51,15 @@ class GMF(Recommender):
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
+
+    def scores_and_penalty(self, users, items):
+        p, q = self.user_embedding(users), self.item_embedding(items)
+        return self.head(p * q)[:, 0], row_norms(p, q)
+
+    def fused_grads(self, users, items, dloss, reg):
+        """One step's loss with every gradient set, without autograd (see
+        :mod:`deepmf.models.fused`)."""
+        return gmf_grads(self, users, items, dloss, reg)
 
     def item_vectors(self):
         return self.item_embedding.weight
@@ -175,6 +185,11 @@ class NeuMF(Recommender):
 
     def penalty(self, users, items):
         return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)
+
+    def scores_and_penalty(self, users, items):
+        p, q = self.gmf.user_embedding(users), self.gmf.item_embedding(items)
+        x = torch.cat([p * q, self.mlp.features(users, items)], -1)
+        return self.head(x)[:, 0], row_norms(p, q) + self.mlp.penalty(users, items)
 
     def item_vectors(self):
         return self.gmf.item_embedding.weight

