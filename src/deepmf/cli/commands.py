@@ -69,10 +69,13 @@ def train(
     resume: Optional[str] = typer.Option(None, help="RUN_DIR: continue an interrupted run from "
                                                     "its last finished epoch"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    tensorboard: bool = typer.Option(False, help="TensorBoard events in RUN/tensorboard/"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
     from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
     from deepmf.experiment.run import train_run
+    from deepmf.experiment.rundir import RunDir
+    from deepmf.experiment.tracking import TensorBoardLogger
     from deepmf.progress import ProgressBar
 
     flags = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)}}
@@ -87,15 +90,24 @@ def train(
     values.update({k: v for k, v in flags.items() if v is not None})
     run_config = RunConfig(**values)
     callbacks = [] if quiet else [ProgressBar(err)]
+    board = TensorBoardLogger() if tensorboard else None
     started: list = []
+
+    def announce(path):
+        started.append(path)
+        if board is not None:
+            board.attach_run(path)
+
     try:
-        out_dir, metrics = train_run(run_config, callbacks, resume=resume,
-                                     announce=started.append)
+        out_dir, metrics = train_run(run_config, [*callbacks, *filter(None, [board])],
+                                     resume=resume, announce=announce)
     except BaseException as stop:
         if started and not isinstance(stop, (DeepMFError, Exception)):  # Ctrl-C, SIGTERM
             print(f"deepmf: the run is saved up to its last finished epoch; "
                   f"deepmf train --resume {started[0]} continues it", file=sys.stderr)
         raise
+    if board is not None:
+        board.log_run(RunDir(out_dir).load_config(), metrics)
     err.print(f"run saved to [bold]{out_dir}[/]")
     print(json.dumps(metrics["test"], indent=2))
 

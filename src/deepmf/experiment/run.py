@@ -60,19 +60,30 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
 
 def train_split(plan: Plan, split: Split, callbacks: list[Callback],
                 run: RunDir | None = None) -> FoldResult:
-    """Fit one model on one split, choosing its epochs on validation data (or on test
-    when ``select_on == "test"``), then score it on the split's test data. With a ``run``,
-    each training phase keeps its state there and continues from it."""
-    stores = (lambda phase: None) if run is None else (  # noqa: E731
-        lambda phase: run.store(split.name, phase))
-    if plan.task == "explicit":
-        result = _fit_ratings(plan, split, callbacks, stores)
-    else:
-        result = _fit_ranking(plan, split, callbacks, stores)
+    """:func:`fit_split`, then score the model on the split's test data."""
+    result = fit_split(plan, split, callbacks, run)
     seen = result.fit_data if result.extra_seen is None else \
         result.fit_data.concat(result.extra_seen)
     result.test = evaluate_split(result.model, plan, split, seen)
     return result
+
+
+def fit_split(plan: Plan, split: Split, callbacks: list[Callback],
+              run: RunDir | None = None) -> FoldResult:
+    """Fit one model on one split, choosing its epochs on validation data (or on test
+    when ``select_on == "test"``); the test data is not scored. With a ``run``, each
+    training phase keeps its state there and continues from it."""
+    stores = (lambda phase: None) if run is None else (  # noqa: E731
+        lambda phase: run.store(split.name, phase))
+    _stage(callbacks, split.name, "select")
+    if plan.task == "explicit":
+        return _fit_ratings(plan, split, callbacks, stores)
+    return _fit_ranking(plan, split, callbacks, stores)
+
+
+def _stage(callbacks: list[Callback], split: str, phase: str) -> None:
+    for callback in callbacks:
+        callback.on_stage(split, phase)
 
 
 def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
@@ -98,6 +109,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores) ->
         refit_task = RatingTask(fit_data, None, batch_size=c.batch_size, device=device,
                                 reg=c.reg or 0.0, clip=plan.dataset.rating_range)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
+        _stage(callbacks, split.name, "refit")
         refit_history = fit(model, refit_task, replace(tconfig, epochs=max(chosen, 1),
                                                        patience=0),
                             callbacks, lr_schedule=rates,  # the decay selection went through
@@ -174,6 +186,7 @@ def summarize(config: RunConfig, results: list[FoldResult]) -> dict:
         int(round(np.mean([r.best_epoch for r in results]))),
         "epoch_seconds": [round(r["seconds"], 4) for res in results for r in res.history
                           if "seconds" in r],
+        "parameters": sum(p.numel() for p in results[0].model.parameters()),
         "test": results[0].test,
     }
     if len(results) > 1:

@@ -9,6 +9,7 @@
     RUN/vocab.json           raw user and item ids in index order
     RUN/items.csv            titles and genres, where the data has them
     RUN/checkpoints/SPLIT/   one model per split (see :mod:`deepmf.checkpoint`)
+    RUN/tensorboard/SPLIT/   TensorBoard events, with ``--tensorboard``
 
     RUN/state/               while training: each split's loop state after its last epoch
 
@@ -70,6 +71,7 @@ class RunDir:
         self.items = self.path / "items.csv"
         self.checkpoints = self.path / "checkpoints"
         self.state = self.path / "state"
+        self.tensorboard = self.path / "tensorboard"
 
     @staticmethod
     def default_name(config: RunConfig) -> Path:
