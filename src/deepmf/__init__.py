@@ -12,6 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "deepmf.checkpoint": ("load_checkpoint", "save_checkpoint"),
     "deepmf.data": ("Dataset", "Interactions", "Vocabulary"),
     "deepmf.errors": ("ConfigError", "DataError", "DeepMFError"),
     "deepmf.evaluate": ("evaluate_full", "evaluate_ratings", "evaluate_sampled"),

@@ -25,12 +25,14 @@ class ProgressBar(Callback):
     the caller announces (``u1 select``, ``u1 refit``). When the console is not a terminal
     (output piped or logged) each epoch is one plain line instead, so a long run is never
     silent. At 80 columns the label, the epoch counter and the times keep their place and
-    the metrics are cut short.
+    the metrics are cut short. ``transient``: a bar vanishes when its training ends, and
+    piped output gets no lines (for many short fits, such as tuning trials).
     """
 
-    def __init__(self, console: Console | None = None, label: str = ""):
+    def __init__(self, console: Console | None = None, label: str = "",
+                 transient: bool = False):
         self.console = console or Console(stderr=True)
-        self.label, self.stage = label, ""
+        self.label, self.stage, self.transient = label, "", transient
         self.progress: Progress | None = None
         self.total, self.started = 0, 0.0
 
@@ -45,11 +47,13 @@ class ProgressBar(Callback):
         self.total, self.started = config.epochs, time.perf_counter()
         if not self.console.is_terminal:
             return
-        self.progress = make_progress(self.console)
+        self.progress = make_progress(self.console, self.transient)
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=config.epochs, info="")
 
     def on_epoch_end(self, record, model):
+        if self.transient and self.progress is None:
+            return
         if self.progress is not None:
             room = max(0, self.console.width - FIXED_WIDTH)
             info = metric_text(record, short=True)
@@ -73,7 +77,7 @@ FIXED_WIDTH = 66
 ETA (17), and the spaces between them; the metrics get what is left."""
 
 
-def make_progress(console: Console) -> Progress:
+def make_progress(console: Console, transient: bool = False) -> Progress:
     """The bar's columns: label, ``epoch M/N``, bar, elapsed, ETA, then the metrics (cut
     short to the room left, so that a narrow terminal never squeezes the counter)."""
     keep = dict(no_wrap=True)
@@ -87,7 +91,7 @@ def make_progress(console: Console) -> Progress:
         TextColumn("eta", table_column=Column(**keep)),
         TimeRemainingColumn(table_column=Column(**keep)),
         TextColumn("{task.fields[info]}", table_column=Column(**keep)),
-        console=console, transient=False,
+        console=console, transient=transient,
     )
 
 

@@ -1,4 +1,4 @@
-"""``deepmf train``, ``evaluate``, ``compare`` and ``datasets``: thin shells over the library."""
+"""``deepmf train``, ``evaluate`` and ``datasets``: thin shells over the library."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ def train(
     rating_col: Optional[str] = typer.Option(None),
     time_col: Optional[str] = typer.Option(None),
     config: Optional[str] = typer.Option(None, help="TOML file of settings; flags override"),
+    recipe: Optional[str] = typer.Option(None, help="a shipped recipe, e.g. ncf-ml-1m/gmf-32 "
+                                                    "(deepmf recipes); --config, flags override"),
     out: Optional[str] = typer.Option(None, help="run directory (default runs/NAME-TIME)"),
     resume: Optional[str] = typer.Option(None, help="RUN_DIR: continue an interrupted run from "
                                                     "its last finished epoch"),
@@ -73,6 +75,7 @@ def train(
 ):
     """Train a model, evaluate it on test data and save a run directory."""
     from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
+    from deepmf.experiment.reproduce import recipe_settings
     from deepmf.experiment.run import train_run
     from deepmf.experiment.rundir import RunDir
     from deepmf.experiment.tracking import TensorBoardLogger
@@ -83,10 +86,11 @@ def train(
         flags[name] = _layers(flags[name])
     if resume is not None:
         extra = [k for k, v in flags.items() if v is not None and k not in ("data_dir", "device")]
-        if extra or config:
+        if extra or config or recipe:
             names = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
             raise DeepMFError(f"--resume continues a run with its own settings; drop {names}")
-    values = read_config(config) if config else {}
+    values = recipe_settings(recipe, pretrain) if recipe else {}
+    values.update(read_config(config) if config else {})
     values.update({k: v for k, v in flags.items() if v is not None})
     run_config = RunConfig(**values)
     callbacks = [] if quiet else [ProgressBar(err)]
@@ -130,42 +134,6 @@ def evaluate(
     elif protocol == "sampled":
         metrics = {k: v for k, v in metrics.items() if k != "full"}
     print(json.dumps(metrics, indent=2))
-
-
-@app.command()
-def compare(
-    models: str = typer.Option(..., help="comma-separated model names, e.g. mf,biased-mf"),
-    dataset: str = typer.Option("ml-100k"),
-    split: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    epochs: Optional[int] = typer.Option(None, min=1),
-    seed: int = typer.Option(0),
-    select_on: str = typer.Option("valid"),
-    data_dir: Optional[str] = typer.Option(None),
-    out: Optional[str] = typer.Option(None, help="folder for the runs (default runs/compare-TIME)"),
-    quiet: bool = typer.Option(False),
-):
-    """Train several models on one dataset and split; print one table, save one plot."""
-    import time
-    from pathlib import Path
-
-    from deepmf.experiment.compare import compare as run_compare
-    from deepmf.experiment.config import RunConfig
-    from deepmf.progress import ProgressBar
-
-    config = RunConfig(dataset=dataset, split=split, task=task, epochs=epochs, seed=seed,
-                       select_on=select_on, data_dir=data_dir)
-    folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    summary = run_compare(config, names, folder, [] if quiet else [ProgressBar(err)])
-    columns = list(dict.fromkeys(k for row in summary["models"].values() for k in row))
-    table = Table("model", *columns, title=f"{dataset}: test metrics")
-    for name, row in summary["models"].items():
-        table.add_row(name, *[f"{row[c]:.4f}" if isinstance(row.get(c), float)
-                              else str(row.get(c, "")) for c in columns])
-    err.print(table)
-    err.print(f"runs, compare.json and compare.png in [bold]{folder}[/]")
-    print(json.dumps(summary, indent=2))
 
 
 @app.command()
