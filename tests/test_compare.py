@@ -23,7 +23,7 @@ def compare(out, *extra, models="mf,biased-mf"):
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp") / "cmp"
-    assert compare(out) == 0
+    assert compare(out, "--tensorboard") == 0
     return out
 
 
@@ -79,3 +79,16 @@ def test_five_fold_curves_show_a_short_legend(monkeypatch, tmp_path):
     assert labels == ["train RMSE (mean of 5)", "validation RMSE (mean of 5)", "chosen epoch"]
     plots.plot_curves(tmp_path / "c.png", results[:1], "implicit")
     assert len(figures[1].axes) == 2  # the loss and the ranking metrics apart
+
+
+def test_each_trained_model_is_one_tensorboard_run(compared):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for model in ("mf", "biased-mf"):
+        for seed in (0, 1):
+            board = EventAccumulator(str(compared / model / f"seed-{seed}" / "tensorboard"
+                                         / "random:0.2"))
+            board.Reload()
+            assert [e.step for e in board.Scalars("valid/rmse")] == [1, 2]
+            assert "result/rmse" in board.Tags()["scalars"]

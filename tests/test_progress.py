@@ -1,4 +1,4 @@
-"""What a person sees while a run trains: a labelled bar with an ETA, or one line an epoch."""
+"""What a person sees: a labelled bar with an ETA, or one line an epoch; defaults in --help."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def test_piped_output_gets_one_plain_line_per_epoch():
     assert len(lines) == 2  # never wrapped at the console's width
     assert lines[1].startswith("gmf loo select  epoch 2/30  loss 0.8123")
     assert "valid_rmse 0.9346" in lines[1] and "1.2s" in lines[1]
+
+
+def test_train_help_shows_a_default_for_every_setting(capsys, monkeypatch):
+    from deepmf.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Unset options take the model's recipe" in text
+    for shown in ("[default: (recipe)]", "[default: (biased-mf)]", "[default: (auto)]"):
+        assert shown in text

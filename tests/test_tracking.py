@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -65,3 +66,12 @@ def test_ranking_metrics_are_logged_per_epoch(tmp_path):
     assert [s for s, _ in steps(board, "valid/ndcg@10")] == [1, 2]
     assert "result/full_hr@10" in board.Tags()["scalars"]
     assert len(steps(board, "train/lr")) == 2
+
+
+def test_missing_tensorboard_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    code = main(["train", "--model", "mf", "--dataset", SYNTHETIC, "--tensorboard",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'deepmf[tensorboard]'" in err
+    assert not (tmp_path / "run").exists()

@@ -30,9 +30,11 @@ def tune(tmp_path, capsys, *extra, space=SPACE, model="biased-mf", trials=3):
 
 
 def test_tune_writes_its_files_and_resumes_the_study(tmp_path, capsys):
-    code, out, err = tune(tmp_path, capsys)
+    code, out, err = tune(tmp_path, capsys, "--tensorboard")
     assert code == 0, err
     folder = tmp_path / "study"
+    trial_runs = sorted(p.name for p in (folder / "tensorboard").iterdir())
+    assert trial_runs == ["trial-0000", "trial-0001", "trial-0002"]
     summary = json.loads((folder / "tune.json").read_text())
     assert summary["n_trials"] == 3 and summary["objective"] == "valid_rmse"
     assert set(summary["best_params"]) == {"lr", "dim"} and summary["test"]["rmse"] > 0

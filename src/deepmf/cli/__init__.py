@@ -15,7 +15,7 @@ import threading
 import typer
 
 from deepmf.cli import commands, experiments, use  # noqa: F401  (register them)
-from deepmf.cli.app import app
+from deepmf.cli.app import app, show_defaults
 from deepmf.errors import DeepMFError
 
 
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     is removed or left resumable by the code that was writing it.
     """
     command = typer.main.get_command(app)
+    show_defaults(command)
     previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         code = command.main(args=argv, prog_name="deepmf", standalone_mode=False)

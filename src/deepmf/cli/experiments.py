@@ -55,17 +55,10 @@ def compare(
     folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     names = [m.strip() for m in models.split(",") if m.strip()]
     progress = _progress(quiet)
-
-    def callbacks(model, run_seed, run):
-        found = progress(f"{model} seed {run_seed}" if seeds > 1 else model)
-        if tensorboard:
-            from deepmf.experiment.tracking import TensorBoardLogger
-
-            found.append(TensorBoardLogger(run / "tensorboard"))
-        return found
-
-    summary = run_compare(config, names, folder, seeds=seeds, jobs=jobs, callbacks=callbacks,
-                          say=_say)
+    summary = run_compare(config, names, folder, seeds=seeds, jobs=jobs, say=_say,
+                          callbacks=lambda model, run_seed: progress(
+                              f"{model} seed {run_seed}" if seeds > 1 else model),
+                          tensorboard=tensorboard)
     best = best_models(summary)
     table = Table("model", *summary["metrics"], "seconds", "parameters",
                   title=f"{dataset} ({summary['split']}): test metrics, mean ± std over "
@@ -140,6 +133,7 @@ def reproduce(
     data_dir: Optional[str] = typer.Option(None),
     out: Optional[str] = typer.Option(None, show_default="runs/reproduce-TABLE",
                                       help="folder of the runs; the same folder reuses them"),
+    tensorboard: bool = typer.Option(False, help="TensorBoard events in each run"),
     quiet: bool = typer.Option(False),
 ):
     """Train a paper's table from the shipped recipes (pre-training chains included) and
@@ -153,7 +147,8 @@ def reproduce(
     for recipes in chosen:
         summary = run_reproduce(recipes, folder, rows=_names(rows),
                                 selections=tuple(_names(select) or ()), data_dir=data_dir,
-                                callbacks=_progress(quiet), say=_say)
+                                callbacks=_progress(quiet), say=_say,
+                                tensorboard=tensorboard)
         shown = Table("row", "ours, valid-selected", "ours, test-selected", "README",
                       "published", title=f"{summary['title']}: {summary['metric']}")
         for entry in summary["rows"]:

@@ -32,8 +32,8 @@ from deepmf.experiment.rundir import RunDir
 from deepmf.models import model_class
 from deepmf.train import Callback
 
-Callbacks = Callable[[str, int, Path], list[Callback]]
-"""Callbacks for one run: (model, seed, run folder) -> list."""
+Callbacks = Callable[[str, int], list[Callback]]
+"""Callbacks for one run: (model, seed) -> list."""
 
 
 def headline(metrics: dict) -> dict[str, float]:
@@ -53,11 +53,12 @@ def main_metrics(task: str, k: int = 10) -> list[str]:
 
 
 def compare(config: RunConfig, models: list[str], out: str | Path, *, seeds: int = 1,
-            jobs: int = 1, callbacks: Callbacks = lambda model, seed, run: [],
-            say: Callable[[str], None] = print) -> dict:
+            jobs: int = 1, callbacks: Callbacks = lambda model, seed: [],
+            say: Callable[[str], None] = print, tensorboard: bool = False) -> dict:
     """Train each model with ``config``'s data settings and ``seeds`` seeds (``config.seed``
     and the next ones) into ``out``; summarise and plot. ``jobs`` > 1 trains that many
-    runs at once, in separate processes."""
+    runs at once, in separate processes (one line per finished run, no callbacks).
+    ``tensorboard``: one TensorBoard run per trained model, in its run directory."""
     if not models:
         raise ConfigError("--models needs at least one model name")
     if seeds < 1 or jobs < 1:
@@ -69,12 +70,12 @@ def compare(config: RunConfig, models: list[str], out: str | Path, *, seeds: int
     configs = [replace(config, model=name, seed=seed) for name, seed in todo]
     folders = [out / name / f"seed-{seed}" for name, seed in todo]
     if jobs == 1:
-        results = [train_or_reuse(c, f, callbacks(c.model, c.seed, f), say=say)
-                   for c, f in zip(configs, folders)]
+        results = [train_or_reuse(c, f, callbacks(c.model, c.seed), say=say,
+                                  tensorboard=tensorboard) for c, f in zip(configs, folders)]
     else:
         from deepmf.experiment.parallel import train_in_processes
 
-        results = train_in_processes(configs, folders, jobs, say)
+        results = train_in_processes(configs, folders, jobs, say, tensorboard)
     runs = [_run_row(c, f, metrics) for c, f, (_, metrics) in zip(configs, folders, results)]
     summary = summarize(config, models, runs)
     write_comparison(out, summary)

@@ -11,18 +11,19 @@ from pathlib import Path
 from deepmf.experiment.config import RunConfig
 
 
-def _train(config: RunConfig, folder: str, threads: int) -> tuple[str, dict]:
+def _train(config: RunConfig, folder: str, threads: int, tensorboard: bool) -> tuple[str, dict]:
     import torch
 
     from deepmf.experiment.reuse import train_or_reuse
 
     torch.set_num_threads(threads)
-    path, metrics = train_or_reuse(config, folder, say=lambda line: None)
+    path, metrics = train_or_reuse(config, folder, say=lambda line: None,
+                                   tensorboard=tensorboard)
     return str(path), metrics
 
 
-def train_in_processes(configs: list[RunConfig], folders: list[Path], jobs: int,
-                       say) -> list[tuple[Path, dict]]:
+def train_in_processes(configs: list[RunConfig], folders: list[Path], jobs: int, say,
+                       tensorboard: bool = False) -> list[tuple[Path, dict]]:
     """Train (or reuse) each config into its folder, ``jobs`` at a time; results in order.
 
     Processes are spawned (no fork of a process that holds torch threads). On Ctrl-C the
@@ -33,7 +34,7 @@ def train_in_processes(configs: list[RunConfig], folders: list[Path], jobs: int,
     context = multiprocessing.get_context("spawn")
     results: dict[int, tuple[Path, dict]] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_train, c, str(f), threads): i
+        futures = {pool.submit(_train, c, str(f), threads, tensorboard): i
                    for i, (c, f) in enumerate(zip(configs, folders))}
         try:
             for future in as_completed(futures):

@@ -34,13 +34,13 @@ def _integer_epochs(ax) -> None:
 
 def mean_curve(histories: list[list[dict]], key: str) -> tuple[list, np.ndarray, np.ndarray]:
     """Epochs and the mean and standard deviation of ``key`` over histories, at each epoch
-    that any history reached (a history stopped early no longer counts)."""
+    that every history reached (past the first early stop the thin lines go on alone)."""
     by_epoch: dict[int, list[float]] = {}
     for history in histories:
         for record in history:
             if key in record:
                 by_epoch.setdefault(record["epoch"], []).append(record[key])
-    epochs = sorted(by_epoch)
+    epochs = sorted(e for e, v in by_epoch.items() if len(v) == len(histories))
     values = [by_epoch[e] for e in epochs]
     return epochs, np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
 
@@ -128,21 +128,38 @@ def plot_comparison(path: Path, table: dict, curves: dict, metrics: list[str],
     for ax, metric in zip(axes.flat, metrics):
         _bars(ax, models, metric, table, colors)
     ax = axes.flat[len(metrics)]
-    key = None
+    key, shown = None, []
     for model in models:
         histories = curves.get(model, [])
         key = next((k for h in histories for r in h for k in r if k.startswith("valid_")),
                    None) if curve_label == "validation metric" else curve_label
         if key and _draw(ax, histories, key, colors[model], model):
             ax.set_ylabel(key.replace("_", " "))
+            shown += [r[key] for h in histories for r in h if key in r]
     _integer_epochs(ax)
-    ax.set_title("validation curves (selection)", fontsize=9)
+    heading = "validation curves (selection)"
+    if shown and key:
+        heading += _focus(ax, np.array(shown), key.split("_")[-1] in LOWER_IS_BETTER)
+    ax.set_title(heading, fontsize=9)
     ax.legend(fontsize=7)
     for extra in axes.flat[n:]:
         extra.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def _focus(ax, values: np.ndarray, lower: bool) -> str:
+    """Keep the axis on where the curves settle: the first epochs of a slow starter
+    would otherwise flatten every other line. Returns a note for the title."""
+    bound = np.quantile(values, 0.9 if lower else 0.1)
+    best = values.min() if lower else values.max()
+    pad = 0.15 * abs(bound - best) + 1e-4
+    low, high = (best - pad, bound + pad) if lower else (bound - pad, best + pad)
+    if not np.any((values < low) | (values > high)):
+        return ""
+    ax.set_ylim(low, high)
+    return " - early epochs off the axis"
 
 
 def _bars(ax, models: list[str], metric: str, table: dict, colors: dict) -> None:

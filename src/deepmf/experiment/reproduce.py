@@ -148,7 +148,7 @@ def with_parts(table: Table, names: list[str] | None) -> list[Row]:
 def reproduce(table: Table, out: str | Path, *, rows: list[str] | None = None,
               selections: tuple[str, ...] = SELECTIONS, data_dir: str | None = None,
               callbacks: Callable[[str], list[Callback]] = lambda label: [],
-              say: Callable[[str], None] = print) -> dict:
+              say: Callable[[str], None] = print, tensorboard: bool = False) -> dict:
     """Train ``table``'s rows (and their parts) with each selection protocol into
     ``out/LABEL``, then write and return the table of ours beside the published."""
     bad = [s for s in selections if s not in SELECTIONS]
@@ -165,7 +165,8 @@ def reproduce(table: Table, out: str | Path, *, rows: list[str] | None = None,
             config = table.config(row, select, data_dir=data_dir, pretrain=parts)
             label = f"{table.label} {row.name} ({select})"
             path, metrics = train_or_reuse(config, folder / f"{row.name}-{select}",
-                                           callbacks(label), say=say)
+                                           callbacks(label), say=say,
+                                           tensorboard=tensorboard)
             runs[(row.name, select)] = path
             results.setdefault(row.name, {})[select] = _numbers(metrics)
             say(f"{label}: HR@10 {metrics['test']['hr@10']:.4f}  "

@@ -25,11 +25,14 @@ def matches(requested: RunConfig, stored: RunConfig) -> bool:
 
 
 def train_or_reuse(config: RunConfig, folder: str | Path, callbacks: list[Callback] = (), *,
-                   say=print, replace_other: bool = False) -> tuple[Path, dict]:
+                   say=print, replace_other: bool = False,
+                   tensorboard: bool = False) -> tuple[Path, dict]:
     """Train ``config`` into ``folder``; when ``folder`` holds a run of the same settings,
     reuse it if finished and resume it if interrupted. A run of other settings there is
-    replaced (``replace_other``) or refused in one line."""
+    replaced (``replace_other``) or refused in one line. ``tensorboard``: log what is
+    trained into the run's ``tensorboard/`` folder."""
     run = RunDir(folder)
+    resume = None
     if run.config.is_file():
         if matches(config, run.load_config(finished=False)):
             if run.metrics.is_file():
@@ -37,10 +40,19 @@ def train_or_reuse(config: RunConfig, folder: str | Path, callbacks: list[Callba
                 return run.path, run.load_metrics()
             if run.is_unfinished():
                 say(f"{run.path}: interrupted earlier; resuming it")
-                return train_run(config, callbacks, resume=run.path)
+                resume = run.path
         elif not replace_other:
             raise ConfigError(f"{run.path} holds a run with other settings; choose "
                               "another --out")
-    if run.path.exists() and replace_other:
+    if resume is None and run.path.exists() and replace_other:
         shutil.rmtree(run.path)
-    return train_run(replace(config, out=str(run.path)), callbacks)
+    board = None
+    if tensorboard:
+        from deepmf.experiment.tracking import TensorBoardLogger
+
+        board = TensorBoardLogger(run.tensorboard)
+    path, metrics = train_run(replace(config, out=str(run.path)),
+                              [*callbacks, *filter(None, [board])], resume=resume)
+    if board is not None:
+        board.log_run(RunDir(path).load_config(), metrics)
+    return path, metrics

@@ -9,7 +9,8 @@
     DIR/tune.json       best settings and validation value, trial counts, ``test`` metrics
     DIR/history.png     every trial's validation value and the best so far
     DIR/importance.png  how much each setting mattered (PED-ANOVA, finished trials)
-    DIR/tensorboard/    with ``--tensorboard``: one TensorBoard run per trial
+    DIR/tensorboard/    with ``--tensorboard``: one TensorBoard run per trial (and the
+                        best run's in ``DIR/best/tensorboard/``)
 
 Each trial trains on the split's training data less a validation part carved from it (as
 ``deepmf train`` does to choose epochs) and is worth its best validation value over the
@@ -168,10 +169,11 @@ def tune(config: RunConfig, out: str | Path, *, trials: int, timeout: float | No
     study.optimize(objective(search, callbacks, out / "tensorboard" if tensorboard else None),
                    n_trials=trials, timeout=timeout, catch=(TrainingDiverged,),
                    callbacks=[lambda s, t: say(trial_line(s, t, search, started, trials))])
-    return finish(study, search, out, callbacks, say)
+    return finish(study, search, out, callbacks, say, tensorboard)
 
 
-def finish(study, search: Search, out: Path, callbacks: Callbacks, say) -> dict:
+def finish(study, search: Search, out: Path, callbacks: Callbacks, say,
+           tensorboard: bool = False) -> dict:
     """Retrain the best trial's setting on the whole split and write the results."""
     from optuna.trial import TrialState
 
@@ -185,7 +187,7 @@ def finish(study, search: Search, out: Path, callbacks: Callbacks, say) -> dict:
     say(f"best: trial {best.number}, {search.monitor} {best.value:.4f}; retraining it and "
         "scoring it once on test")
     _, metrics = train_or_reuse(config, out / "best", callbacks(f"best (trial {best.number})"),
-                                say=say, replace_other=True)
+                                say=say, replace_other=True, tensorboard=tensorboard)
     counts = {state.name.lower(): len(study.get_trials(states=(state,)))
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     summary = {
