@@ -9,7 +9,7 @@ does not use is refused here, in one line, before anything trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from deepmf.data import Dataset
 from deepmf.errors import ConfigError
@@ -34,6 +34,8 @@ class Plan:
     config: RunConfig
     dataset: Dataset
     splits: list[Split]
+    notes: dict[str, str] = field(default_factory=dict)
+    """Why a rule of the log's statistics set a default (by setting), for config.toml."""
 
     @property
     def task(self) -> str:
@@ -71,7 +73,9 @@ def make_plan(config: RunConfig) -> Plan:
                         s.test.implicit(config.min_rating)) for s in splits]
     config = replace(config, task=task, split=split_spec, out=None)
     check_settings(config)
-    return Plan(resolve(config, len(splits[0].train)), dataset, splits)
+    notes: dict[str, str] = {}
+    return Plan(resolve(config, len(splits[0].train), notes), dataset, splits,
+                {k: v for k, v in notes.items() if getattr(config, k) is None})
 
 
 def resolve_task(config: RunConfig, dataset: Dataset) -> str:
@@ -146,10 +150,11 @@ def check_settings(config: RunConfig) -> None:
                           "there is no validation data")
 
 
-def resolve(config: RunConfig, n_train: int) -> RunConfig:
-    """``config`` with every used setting filled in: user's value, else recipe, else global."""
+def resolve(config: RunConfig, n_train: int, notes: dict | None = None) -> RunConfig:
+    """``config`` with every used setting filled in: user's value, else recipe, else global
+    (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg)
+                      n_train=n_train, num_neg=config.num_neg, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:

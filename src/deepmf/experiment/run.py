@@ -44,7 +44,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
     plan = make_plan(config)
     if resume is None:
         run = RunDir(config.out or RunDir.default_name(plan.config))
-        run.begin(plan.config)
+        run.begin(plan.config, plan.notes)
     if announce is not None:
         announce(run.path)
     try:
@@ -54,7 +54,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
             run.discard()
         raise
     metrics = summarize(plan.config, results)
-    run.finish(plan.config, plan.dataset, results, metrics)
+    run.finish(plan.config, plan.dataset, results, metrics, plan.notes)
     return run.path, metrics
 
 

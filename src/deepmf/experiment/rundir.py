@@ -38,7 +38,7 @@ from deepmf import snapshot
 from deepmf.checkpoint import save_checkpoint
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import ConfigError, DataError
-from deepmf.experiment.config import RunConfig, read_config
+from deepmf.experiment.config import NOTES_HEADER, RunConfig, read_config
 from deepmf.experiment.plots import plot_curves
 from deepmf.models import Recommender
 from deepmf.split import Split
@@ -136,11 +136,11 @@ class RunDir:
 
     # -- writing -------------------------------------------------------------------------
 
-    def begin(self, config: RunConfig) -> None:
+    def begin(self, config: RunConfig, notes: dict | None = None) -> None:
         """Create the directory of a new run with its settings and an empty ``state/``."""
         self.check_free()
         self.state.mkdir(parents=True, exist_ok=True)
-        _write(self.config, config.to_toml())
+        _write(self.config, config.to_toml(notes))
 
     def store(self, split: str, phase: str) -> LoopState:
         """Where one phase of one split keeps its loop state between epochs."""
@@ -151,9 +151,13 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def finish(self, config: RunConfig, dataset: Dataset, results: list[FoldResult],
-               metrics: dict) -> None:
-        """Write every file of the finished run, ``metrics.json`` last; drop ``state/``."""
-        _write(self.config, config.to_toml())
+               metrics: dict, notes: dict | None = None) -> None:
+        """Write every file of the finished run, ``metrics.json`` last; drop ``state/``.
+        Without ``notes`` (a resumed run) those of ``config.toml`` are kept."""
+        kept = self.config.read_text().split(NOTES_HEADER, 1) if self.config.is_file() else []
+        text = config.to_toml(notes)
+        _write(self.config, text if notes or len(kept) < 2 else
+               text + "\n" + NOTES_HEADER + kept[1])
         self._write_history(results)
         tmp = self.curves.with_name(f".tmp-{self.curves.name}")
         plot_curves(tmp, results, metrics["task"])

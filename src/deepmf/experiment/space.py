@@ -51,10 +51,14 @@ class Param:
             return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
 
-    def contains(self, value) -> bool:
+    def nearest(self, value):
+        """``value`` itself when the space holds it; a range's nearest end for a number
+        outside it (a recipe's L2 of 0 becomes a log range's lowest); else None."""
         if self.choices is not None:
-            return value in self.choices
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
+            return value if value in self.choices else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return min(max(value, self.low), self.high)
+        return None
 
     def encode(self, value):
         """``value`` as Optuna stores it (see :meth:`suggest`)."""

@@ -12,13 +12,14 @@
     DIR/tensorboard/    with ``--tensorboard``: one TensorBoard run per trial (and the
                         best run's in ``DIR/best/tensorboard/``)
 
-Each trial trains on the split's training data less a validation part carved from it (as
-``deepmf train`` does to choose epochs) and is worth its best validation value over the
-epochs; the test data is never looked at until the best setting is retrained. A trial
-whose validation metric falls in the worst third of the earlier trials' at the same epoch
-is pruned.
-The first trial of a new study is the model's recipe (its values of the searched
-settings), so the best setting is never worse than the defaults on validation data.
+Each trial trains on the split's training data (the first split's, for ``folds``) less a
+validation part carved from it (as ``deepmf train`` does to choose epochs) and is worth
+its best validation value over the epochs; the test data is never looked at until the
+best setting is retrained. A trial whose validation metric falls in the worst third of
+the earlier trials' at the same epoch is pruned. The first trial of a new study is the
+model's recipe (its values of the searched settings, a value outside a range moved to its
+nearest end), so the best setting is never worse than the defaults on validation data
+(exactly so when the space holds the recipe).
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ class Search:
         return replace(config, refit=False) if trial and config.refit else config
 
     def recipe_point(self) -> dict:
-        """The recipe's values of the searched settings, where they lie in the space."""
+        """The recipe's values of the searched settings, as near as the space allows."""
         resolved = self.resolved({})
-        return {name: param.encode(getattr(resolved, name))
-                for name, param in self.space.items() if param.contains(getattr(resolved, name))}
+        point = {name: param.nearest(getattr(resolved, name))
+                 for name, param in self.space.items()}
+        return {name: self.space[name].encode(v) for name, v in point.items() if v is not None}
 
     def trial_plan(self, settings: dict) -> Plan:
         return Plan(self.resolved(settings, trial=True), self.plan.dataset, self.plan.splits)
