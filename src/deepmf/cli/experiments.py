@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +18,17 @@ from deepmf.cli.app import app, err
 
 def _say(line: str) -> None:
     err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _hint_on_stop(hint: str, only_if: Path | None = None):
+    """On Ctrl-C or SIGTERM (not on errors), say what was kept and how to go on."""
+    try:
+        yield
+    except BaseException as stop:
+        if not isinstance(stop, Exception) and (only_if is None or only_if.exists()):
+            print(f"deepmf: {hint}", file=sys.stderr)
+        raise
 
 
 def _progress(quiet: bool, transient: bool = False):
@@ -55,10 +67,12 @@ def compare(
     folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     names = [m.strip() for m in models.split(",") if m.strip()]
     progress = _progress(quiet)
-    summary = run_compare(config, names, folder, seeds=seeds, jobs=jobs, say=_say,
-                          callbacks=lambda model, run_seed: progress(
-                              f"{model} seed {run_seed}" if seeds > 1 else model),
-                          tensorboard=tensorboard)
+    with _hint_on_stop(f"finished runs stay in {folder}; the same command with --out "
+                       f"{folder} reuses them and resumes the interrupted one"):
+        summary = run_compare(config, names, folder, seeds=seeds, jobs=jobs, say=_say,
+                              callbacks=lambda model, run_seed: progress(
+                                  f"{model} seed {run_seed}" if seeds > 1 else model),
+                              tensorboard=tensorboard)
     best = best_models(summary)
     table = Table("model", *summary["metrics"], "seconds", "parameters",
                   title=f"{dataset} ({summary['split']}): test metrics, mean ± std over "
@@ -106,16 +120,12 @@ def tune(
     folder = Path(out or Path("runs") / name)
     trial_bars = _progress(quiet or not err.is_terminal, transient=True)
     best_bar = _progress(quiet)
-    try:
+    with _hint_on_stop(f"the study in {folder} keeps its finished trials; the same "
+                       "command resumes it", only_if=folder / "study.db"):
         summary = run_tune(config, folder, trials=trials, timeout=timeout, space_file=space,
                            callbacks=lambda label: (best_bar if label.startswith("best")
                                                     else trial_bars)(label),
                            say=_say, tensorboard=tensorboard)
-    except BaseException as stop:
-        if not isinstance(stop, Exception) and (folder / "study.db").is_file():  # Ctrl-C
-            print(f"deepmf: the study in {folder} keeps its finished trials; the same "
-                  "command resumes it", file=sys.stderr)
-        raise
     err.print(f"best settings in [bold]{folder / 'config.toml'}[/], "
               f"tune.json, history.png and importance.png in [bold]{folder}[/]")
     print(json.dumps(summary, indent=2))
@@ -145,10 +155,11 @@ def reproduce(
     folder = Path(out or Path("runs") / f"reproduce-{table}")
     summaries = []
     for recipes in chosen:
-        summary = run_reproduce(recipes, folder, rows=_names(rows),
-                                selections=tuple(_names(select) or ()), data_dir=data_dir,
-                                callbacks=_progress(quiet), say=_say,
-                                tensorboard=tensorboard)
+        with _hint_on_stop(f"finished runs stay in {folder}; the same command reuses them"):
+            summary = run_reproduce(recipes, folder, rows=_names(rows),
+                                    selections=tuple(_names(select) or ()), data_dir=data_dir,
+                                    callbacks=_progress(quiet), say=_say,
+                                    tensorboard=tensorboard)
         shown = Table("row", "ours, valid-selected", "ours, test-selected", "README",
                       "published", title=f"{summary['title']}: {summary['metric']}")
         for entry in summary["rows"]:
