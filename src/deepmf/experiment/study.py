@@ -14,8 +14,9 @@ IDENTITY = ("model", "dataset", "split", "task", "seed", "sample_users", "min_ra
 """Settings that change what a trial's value means; a study keeps them fixed."""
 PRUNE_KEEP = 66.0
 """A trial goes on while its best validation value so far is within the best two thirds
-of the earlier trials' at the same epoch (from the 5th epoch and the 5th trial on): the
-median rule pruned 24 of 30 biased-mf trials on ml-100k, slow starters included."""
+of the earlier trials' at the same epoch (from the 5th epoch and the 5th trial on). Tuning
+biased-mf on ml-100k u1 pruned 23 of 30 trials, each at a validation RMSE of 0.935 or
+worse when stopped (the best finished at 0.9227); the 30 trials took 389 s in all."""
 
 
 def open_study(optuna, folder: Path, search, say):
