@@ -160,3 +160,13 @@ def test_every_trained_model_has_a_default_space_that_applies(model):
             continue
         config = RunConfig(model=model, task=task, split="loo")
         check_space(default_space(model, task), {}, config)
+
+
+def test_trial_0_is_the_recipe_as_near_as_the_space_allows():
+    from deepmf.experiment.space import Param, choose
+
+    assert choose(1024, 4096).nearest(256) == 1024  # a small log's halved batch
+    assert choose((64, 32), (128, 64)).nearest((64, 32)) == (64, 32)
+    assert choose((64, 32)).nearest((8, 4)) is None
+    assert Param(1e-5, 0.1, log=True).nearest(0.0) == 1e-5
+    assert Param(0.0, 0.5).nearest(None) is None

@@ -52,13 +52,15 @@ class Param:
         return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
 
     def nearest(self, value):
-        """``value`` itself when the space holds it; a range's nearest end for a number
-        outside it (a recipe's L2 of 0 becomes a log range's lowest); else None."""
+        """``value`` itself when the space holds it, else the nearest value it holds (a
+        recipe's L2 of 0 becomes a log range's lowest); None for a value of another kind."""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if self.choices is not None:
-            return value if value in self.choices else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return min(max(value, self.low), self.high)
-        return None
+            if value in self.choices:
+                return value
+            numbers = [c for c in self.choices if isinstance(c, (int, float))]
+            return min(numbers, key=lambda c: abs(c - value)) if number and numbers else None
+        return min(max(value, self.low), self.high) if number else None
 
     def encode(self, value):
         """``value`` as Optuna stores it (see :meth:`suggest`)."""

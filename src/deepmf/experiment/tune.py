@@ -24,6 +24,7 @@ nearest end), so the best setting is never worse than the defaults on validation
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import warnings
@@ -40,6 +41,7 @@ from deepmf.experiment.run import fit_split
 from deepmf.experiment.rundir import RunDir
 from deepmf.experiment.space import Param, check_space, default_space, read_space
 from deepmf.experiment.study import open_study, trial_line, trial_rows
+from deepmf.models import model_class
 from deepmf.train import Callback, TrainingDiverged
 
 Callbacks = Callable[[str], list[Callback]]
@@ -75,9 +77,13 @@ class Search:
         return replace(config, refit=False) if trial and config.refit else config
 
     def recipe_point(self) -> dict:
-        """The recipe's values of the searched settings, as near as the space allows."""
+        """The recipe's values of the searched settings (a model option the recipe leaves
+        unset: the model's own default), as near as the space allows."""
         resolved = self.resolved({})
-        point = {name: param.nearest(getattr(resolved, name))
+        defaults = {name: p.default for name, p in
+                    inspect.signature(model_class(resolved.model)).parameters.items()}
+        point = {name: param.nearest(getattr(resolved, name) if getattr(resolved, name)
+                                     is not None else defaults.get(name))
                  for name, param in self.space.items()}
         return {name: self.space[name].encode(v) for name, v in point.items() if v is not None}
 
