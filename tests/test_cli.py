@@ -196,7 +196,8 @@ def test_compare_trains_each_model_into_one_table(tmp_path, capsys, data_root):
     summary = json.loads(stdout)
     assert set(summary["models"]) == {"mf", "biased-mf"}
     assert summary["models"]["biased-mf"]["rmse"] < summary["models"]["mf"]["rmse"]
-    assert (out / "compare.png").is_file() and (out / "mf" / "metrics.json").is_file()
+    assert (out / "comparison.png").is_file() and (out / "compare.json").is_file()
+    assert (out / "mf" / "seed-0" / "metrics.json").is_file()
     code, _, err = run_cli(["compare", "--models", "mf,nope", "--out", tmp_path / "x"], capsys)
     assert code == 2 and "unknown model 'nope'" in err and not (tmp_path / "x").exists()
 

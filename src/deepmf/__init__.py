@@ -12,6 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "deepmf.checkpoint": ("load_checkpoint", "save_checkpoint"),
     "deepmf.data": ("Dataset", "Interactions", "Vocabulary"),
     "deepmf.errors": ("ConfigError", "DataError", "DeepMFError"),
     "deepmf.evaluate": ("evaluate_full", "evaluate_ratings", "evaluate_sampled"),
@@ -19,12 +20,13 @@ _EXPORTS = {
     "deepmf.models": ("GMF", "MF", "MLP", "MODELS", "BiasedMF", "DeepMF", "ItemPop", "NeuMF",
                       "DMF", "CFNet", "CFNetML", "Recommender", "build_model"),
     "deepmf.readers": ("load_dataset",),
-    "deepmf.recommend": ("recommend", "similar_items"),
     "deepmf.split": ("leave_one_out", "make_splits", "random_split", "validation_split"),
     "deepmf.tasks": ("RankingTask", "RatingTask"),
     "deepmf.train": ("TrainConfig", "fit"),
     "deepmf.experiment.trained": ("TrainedModel",),
 }
+# Not re-exported: ``recommend`` and ``similar_items`` (``from deepmf.recommend import ...``);
+# the module of the same name would shadow the function once anything imported it.
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = sorted(_WHERE)

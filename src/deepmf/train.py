@@ -80,6 +80,10 @@ class Task(Protocol):
 class Callback:
     """Hooks into :func:`fit`; override what you need."""
 
+    def on_stage(self, split: str, phase: str) -> None:
+        """Called by whoever runs :func:`fit` (not by ``fit``) before each call: which
+        split and phase (``"select"``, ``"refit"``) the next training is, for labels."""
+
     def on_train_begin(self, model, config: TrainConfig) -> None: ...
 
     def on_epoch_end(self, record: dict, model) -> None: ...

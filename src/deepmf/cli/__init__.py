@@ -1,7 +1,8 @@
 """The ``deepmf`` command line: thin shells over the library, errors as one line + exit 2.
 
-The commands live in :mod:`deepmf.cli.commands` (train, evaluate, compare, datasets) and
-:mod:`deepmf.cli.use` (recommend, serve); both register on :data:`deepmf.cli.app.app`.
+The commands live in :mod:`deepmf.cli.commands` (train, evaluate, datasets),
+:mod:`deepmf.cli.experiments` (compare, tune, reproduce, recipes) and :mod:`deepmf.cli.use`
+(recommend, serve); all register on :data:`deepmf.cli.app.app`.
 Nothing heavy (torch, pandas) is imported until a command runs.
 """
 
@@ -13,8 +14,8 @@ import threading
 
 import typer
 
-from deepmf.cli import commands, use  # noqa: F401  (register the commands)
-from deepmf.cli.app import app
+from deepmf.cli import commands, experiments, use  # noqa: F401  (register them)
+from deepmf.cli.app import app, show_defaults
 from deepmf.errors import DeepMFError
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     is removed or left resumable by the code that was writing it.
     """
     command = typer.main.get_command(app)
+    show_defaults(command)
     previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         code = command.main(args=argv, prog_name="deepmf", standalone_mode=False)

@@ -1,4 +1,4 @@
-"""``deepmf train``, ``evaluate``, ``compare`` and ``datasets``: thin shells over the library."""
+"""``deepmf train``, ``evaluate`` and ``datasets``: thin shells over the library."""
 
 from __future__ import annotations
 
@@ -40,15 +40,22 @@ def _span(text: str | None):
 
 
 def _run_config(config: str | None, flags: dict):
-    """The ``--config`` file's settings, overridden by the flags that were given."""
+    """A shipped ``--recipe``'s settings, then the ``--config`` file's, then the flags that
+    were given, each overriding the one before."""
     from deepmf.experiment.config import LAYER_FIELDS, RunConfig, read_config
 
+    recipe, pretrain = flags.get("recipe"), flags.get("pretrain")
     flags = {k: v for k, v in flags.items() if k in {f.name for f in fields(RunConfig)}}
     for name in LAYER_FIELDS:
         flags[name] = _layers(flags[name], f"--{name.replace('_', '-')}")
     flags["rating_range"] = _span(flags["rating_range"])
     data_folder(flags["data_dir"])
-    values = read_config(config) if config else {}
+    values = {}
+    if recipe:
+        from deepmf.experiment.reproduce import recipe_settings
+
+        values.update(recipe_settings(recipe, pretrain))
+    values.update(read_config(config) if config else {})
     values.update({k: v for k, v in flags.items() if v is not None})
     return RunConfig(**values)
 
@@ -59,8 +66,11 @@ def _resume_only(config: str | None, flags: dict) -> None:
 
     names = {f.name for f in fields(RunConfig)} - {"data_dir", "device", "threads"}
     extra = [k for k, v in flags.items() if k in names and v is not None]
-    if extra or config:
-        shown = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--config"
+    given = [f"--{k.replace('_', '-')}" for k in extra] + \
+        [flag for flag, value in (("--config", config), ("--recipe", flags.get("recipe")))
+         if value]
+    if given:
+        shown = ", ".join(given)
         raise DeepMFError(f"--resume continues a run with its own settings; drop {shown}")
 
 
@@ -132,23 +142,35 @@ def train(
     rating_range: Optional[str] = typer.Option(None, help="LOW,HIGH valid ratings of a log "
                                                           "file (default: their own span)"),
     config: Optional[str] = typer.Option(None, help="TOML file of settings; flags override"),
+    recipe: Optional[str] = typer.Option(None, help="a shipped recipe, e.g. ncf-ml-1m/gmf-32 "
+                                                    "(deepmf recipes); --config, flags override"),
     out: Optional[str] = typer.Option(None, help="run directory (default runs/NAME-TIME)"),
     resume: Optional[str] = typer.Option(None, help="RUN_DIR: continue an interrupted run from "
                                                     "its last finished epoch"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    tensorboard: bool = typer.Option(False, help="TensorBoard events in RUN/tensorboard/"),
 ):
     """Train a model, evaluate it on test data and save a run directory."""
     if resume is not None:
         _resume_only(config, locals())
     run_config = _run_config(config, locals())  # checked before PyTorch loads
     from deepmf.experiment.run import train_run
+    from deepmf.experiment.rundir import RunDir
+    from deepmf.experiment.tracking import TensorBoardLogger
     from deepmf.progress import ProgressBar
 
     callbacks = [] if quiet else [ProgressBar(err)]
+    board = TensorBoardLogger() if tensorboard else None
     started: list = []
+
+    def announce(path):
+        started.append(path)
+        if board is not None:
+            board.attach_run(path)
+
     try:
-        out_dir, metrics = train_run(run_config, callbacks, resume=resume,
-                                     announce=started.append)
+        out_dir, metrics = train_run(run_config, [*callbacks, *filter(None, [board])],
+                                     resume=resume, announce=announce)
     except BaseException as stop:
         if started and not isinstance(stop, (DeepMFError, Exception)):  # Ctrl-C, SIGTERM
             print(f"deepmf: the run is saved up to its last finished epoch; "
@@ -156,6 +178,8 @@ def train(
         raise
     if not metrics:  # another process of a torchrun job: rank 0 reports
         return
+    if board is not None:
+        board.log_run(RunDir(out_dir).load_config(), metrics)
     err.print(f"run saved to [bold]{out_dir}[/]")
     print(json.dumps(metrics["test"], indent=2))
 
@@ -180,42 +204,6 @@ def evaluate(
     elif protocol == "sampled":
         metrics = {k: v for k, v in metrics.items() if k != "full"}
     print(json.dumps(metrics, indent=2))
-
-
-@app.command()
-def compare(
-    models: str = typer.Option(..., help="comma-separated model names, e.g. mf,biased-mf"),
-    dataset: str = typer.Option("ml-100k"),
-    split: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    epochs: Optional[int] = typer.Option(None, min=1),
-    seed: int = typer.Option(0),
-    select_on: str = typer.Option("valid"),
-    data_dir: Optional[str] = typer.Option(None),
-    out: Optional[str] = typer.Option(None, help="folder for the runs (default runs/compare-TIME)"),
-    quiet: bool = typer.Option(False),
-):
-    """Train several models on one dataset and split; print one table, save one plot."""
-    import time
-    from pathlib import Path
-
-    from deepmf.experiment.compare import compare as run_compare
-    from deepmf.experiment.config import RunConfig
-    from deepmf.progress import ProgressBar
-
-    config = RunConfig(dataset=dataset, split=split, task=task, epochs=epochs, seed=seed,
-                       select_on=select_on, data_dir=data_folder(data_dir))
-    folder = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    summary = run_compare(config, names, folder, [] if quiet else [ProgressBar(err)])
-    columns = list(dict.fromkeys(k for row in summary["models"].values() for k in row))
-    table = Table("model", *columns, title=f"{dataset}: test metrics")
-    for name, row in summary["models"].items():
-        table.add_row(name, *[f"{row[c]:.4f}" if isinstance(row.get(c), float)
-                              else str(row.get(c, "")) for c in columns])
-    err.print(table)
-    err.print(f"runs, compare.json and compare.png in [bold]{folder}[/]")
-    print(json.dumps(summary, indent=2))
 
 
 @app.command()

@@ -141,13 +141,19 @@ class RunConfig:
         return TableFormat(self.sep, self.user_col, self.item_col, self.rating_col,
                            self.time_col, rating_range=self.rating_range)
 
-    def to_toml(self) -> str:
+    def to_toml(self, notes: dict[str, str] | None = None) -> str:
+        """TOML lines, then ``notes`` (why a rule set a value) as comments."""
         lines = []
         for key, value in asdict(self).items():
             if value is None:
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
+        if notes:
+            lines += ["", NOTES_HEADER] + [f"# {key}: {note}" for key, note in notes.items()]
         return "\n".join(lines) + "\n"
+
+
+NOTES_HEADER = "# Set by rules of this log's statistics (deepmf.experiment.recipes):"
 
 
 INT64 = 2**63

@@ -10,7 +10,7 @@ does not use is refused here, in one line, before anything trains.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from deepmf.data import Dataset
 from deepmf.device import training_threads
@@ -40,6 +40,8 @@ class Plan:
     config: RunConfig
     dataset: Dataset
     splits: list[Split]
+    notes: dict[str, str] = field(default_factory=dict)
+    """Why a rule of the log's statistics set a default (by setting), for config.toml."""
 
     @property
     def task(self) -> str:
@@ -95,7 +97,9 @@ def make_plan(config: RunConfig) -> Plan:
         if config.min_rating is not None:
             check_splits(config, dataset, splits, _kept_by(config.min_rating, dataset))
     check_settings(config)
-    plan = Plan(resolve(config, len(splits[0].train)), dataset, splits)
+    notes: dict[str, str] = {}
+    plan = Plan(resolve(config, len(splits[0].train), notes), dataset, splits,
+                {k: v for k, v in notes.items() if getattr(config, k) is None})
     check_plan(plan.config, dataset, splits, plan.model_options())
     return plan
 
@@ -205,10 +209,11 @@ def check_settings(config: RunConfig) -> None:
                           "there is no validation data")
 
 
-def resolve(config: RunConfig, n_train: int) -> RunConfig:
-    """``config`` with every used setting filled in: user's value, else recipe, else global."""
+def resolve(config: RunConfig, n_train: int, notes: dict | None = None) -> RunConfig:
+    """``config`` with every used setting filled in: user's value, else recipe, else global
+    (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg)
+                      n_train=n_train, num_neg=config.num_neg, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:  # the model's options: recipe, else the constructor's default

@@ -64,13 +64,14 @@ MIN_STEPS = 64
 
 
 def recipe(model: str, task: str, *, pretrain: bool = False, n_train: int | None = None,
-           num_neg: int | None = None) -> dict:
+           num_neg: int | None = None, notes: dict | None = None) -> dict:
     """The model's defaults for this task, fitted to a training log of ``n_train`` pairs.
 
     The implicit recipes were tuned on ml-1m (a million positives); on a small log their
     large batches would leave a handful of steps an epoch, so the batch is halved (down
     to 256 at least) until an epoch of ``n_train × (1 + num_neg)`` samples takes at least
-    ``MIN_STEPS`` steps, the learning rate kept.
+    ``MIN_STEPS`` steps, the learning rate kept. Each setting such a rule changes gets a
+    line in ``notes`` (when given), which ``config.toml`` keeps as a comment.
     """
     if task == "explicit":
         return EXPLICIT.get(model, EXPLICIT["biased-mf"])
@@ -83,5 +84,9 @@ def recipe(model: str, task: str, *, pretrain: bool = False, n_train: int | None
         batch = defaults["batch_size"]
         while batch > 256 and samples < MIN_STEPS * batch:
             batch //= 2
+        if notes is not None and batch != defaults["batch_size"]:
+            notes["batch_size"] = (f"the recipe's {defaults['batch_size']} halved (not below "
+                                   f"256) for an epoch of {n_train:,} pairs x "
+                                   f"{samples // n_train} samples to take {MIN_STEPS} steps")
         defaults = {**defaults, "batch_size": batch}
     return defaults

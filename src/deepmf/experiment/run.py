@@ -54,7 +54,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
             run = RunDir(distributed.share(
                 str(config.out or RunDir.default_name(plan.config)), shard))
             if shard.main:
-                run.begin(plan.config)
+                run.begin(plan.config, plan.notes)
             distributed.barrier(shard)
         if announce is not None and shard.main:
             announce(run.path)
@@ -70,7 +70,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
             if resume is None and shard.main:
                 run.discard()
             raise
-        run.finish(plan.config, plan.dataset, results, metrics)
+        run.finish(plan.config, plan.dataset, results, metrics, plan.notes)
         return run.path, metrics
     finally:
         distributed.teardown()
@@ -78,28 +78,42 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
 
 def train_split(plan: Plan, split: Split, callbacks: list[Callback],
                 run: RunDir | None = None, shard: Shard = SINGLE) -> FoldResult:
-    """Fit one model on one split, choosing its epochs on validation data (or on test
-    when ``select_on == "test"``), then score it on the split's test data. With a ``run``,
-    each training phase keeps its state there and continues from it. Among several
-    processes (``shard``) only the first saves state and scores the test data."""
-    def stores(phase: str):
-        if run is None:
-            return None
-        store = run.store(split.name, phase)
-        return store if shard.main else distributed.ReadOnly(store)
-
-    if plan.task == "explicit":
-        result = _fit_ratings(plan, split, callbacks, stores, shard)
-    else:
-        result = _fit_ranking(plan, split, callbacks, stores, shard)
-    if shard.world > 1:
-        distributed.report(split.name, result.history, result.best_epoch, shard)
+    """:func:`fit_split`, then score the model on the split's test data (among several
+    processes, ``shard``, only the first does)."""
+    result = fit_split(plan, split, callbacks, run, shard)
     if not shard.main:
         return result
     seen = result.fit_data if result.extra_seen is None else \
         result.fit_data.concat(result.extra_seen)
     result.test = evaluate_split(result.model, plan, split, seen)
     return result
+
+
+def fit_split(plan: Plan, split: Split, callbacks: list[Callback],
+              run: RunDir | None = None, shard: Shard = SINGLE) -> FoldResult:
+    """Fit one model on one split, choosing its epochs on validation data (or on test
+    when ``select_on == "test"``); the test data is not scored. With a ``run``, each
+    training phase keeps its state there and continues from it. Among several processes
+    (``shard``) only the first saves state."""
+    def stores(phase: str):
+        if run is None:
+            return None
+        store = run.store(split.name, phase)
+        return store if shard.main else distributed.ReadOnly(store)
+
+    _stage(callbacks, split.name, "select")
+    if plan.task == "explicit":
+        result = _fit_ratings(plan, split, callbacks, stores, shard)
+    else:
+        result = _fit_ranking(plan, split, callbacks, stores, shard)
+    if shard.world > 1:
+        distributed.report(split.name, result.history, result.best_epoch, shard)
+    return result
+
+
+def _stage(callbacks: list[Callback], split: str, phase: str) -> None:
+    for callback in callbacks:
+        callback.on_stage(split, phase)
 
 
 def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
@@ -127,6 +141,7 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
         refit_task = RatingTask(fit_data, None, batch_size=c.batch_size or 1, device=device,
                                 reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
+        _stage(callbacks, split.name, "refit")
         if model.trainer == "sgd":  # warm: REFIT_EPOCHS more at the chosen epoch's rate
             epochs, rates = REFIT_EPOCHS, rates[-1:]
         else:  # sweeps start again and run the chosen number
@@ -212,6 +227,7 @@ def summarize(config: RunConfig, results: list[FoldResult]) -> dict:
         int(round(np.mean([r.best_epoch for r in results]))),
         "epoch_seconds": [round(r["seconds"], 4) for res in results for r in res.history
                           if "seconds" in r],
+        "parameters": sum(p.numel() for p in results[0].model.parameters()),
         "test": results[0].test,
     }
     if len(results) > 1:

@@ -9,6 +9,7 @@
     RUN/vocab.json           raw user and item ids in index order
     RUN/items.csv            titles and genres, where the data has them
     RUN/checkpoints/SPLIT/   one model per split (see :mod:`deepmf.checkpoint`)
+    RUN/tensorboard/SPLIT/   TensorBoard events, with ``--tensorboard``
 
     RUN/state/               while training: each split's loop state after its last epoch
 
@@ -34,7 +35,7 @@ from deepmf import snapshot
 from deepmf.checkpoint import read_json, save_checkpoint
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import ConfigError, DataError
-from deepmf.experiment.config import RunConfig
+from deepmf.experiment.config import NOTES_HEADER, RunConfig
 from deepmf.experiment.plots import plot_curves
 from deepmf.experiment.runfiles import read_item_info, read_vocab, run_config
 from deepmf.models import Recommender
@@ -68,6 +69,7 @@ class RunDir:
         self.items = self.path / "items.csv"
         self.checkpoints = self.path / "checkpoints"
         self.state = self.path / "state"
+        self.tensorboard = self.path / "tensorboard"
 
     @staticmethod
     def default_name(config: RunConfig) -> Path:
@@ -129,11 +131,11 @@ class RunDir:
 
     # -- writing -------------------------------------------------------------------------
 
-    def begin(self, config: RunConfig) -> None:
+    def begin(self, config: RunConfig, notes: dict | None = None) -> None:
         """Create the directory of a new run with its settings and an empty ``state/``."""
         self.check_free()
         self.state.mkdir(parents=True, exist_ok=True)
-        _write(self.config, config.to_toml())
+        _write(self.config, config.to_toml(notes))
 
     def store(self, split: str, phase: str) -> LoopState:
         """Where one phase of one split keeps its loop state between epochs."""
@@ -144,9 +146,13 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def finish(self, config: RunConfig, dataset: Dataset, results: list[FoldResult],
-               metrics: dict) -> None:
-        """Write every file of the finished run, ``metrics.json`` last; drop ``state/``."""
-        _write(self.config, config.to_toml())
+               metrics: dict, notes: dict | None = None) -> None:
+        """Write every file of the finished run, ``metrics.json`` last; drop ``state/``.
+        Without ``notes`` (a resumed run) those of ``config.toml`` are kept."""
+        kept = self.config.read_text().split(NOTES_HEADER, 1) if self.config.is_file() else []
+        text = config.to_toml(notes)
+        _write(self.config, text if notes or len(kept) < 2 else
+               text + "\n" + NOTES_HEADER + kept[1])
         self._write_history(results)
         tmp = self.curves.with_name(f".tmp-{self.curves.name}")
         plot_curves(tmp, results, metrics["task"])
