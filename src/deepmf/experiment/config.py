@@ -209,14 +209,19 @@ def _toml_value(value) -> str:
     return f'"{escaped}"'
 
 
-def read_config(path: str | Path) -> dict:
-    """Keys of a TOML file (flag names, dashes or underscores), checked against RunConfig."""
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file's top table; a missing or malformed file is one line naming ``what``."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
+
+
+def read_config(path: str | Path) -> dict:
+    """Keys of a TOML file (flag names, dashes or underscores), checked against RunConfig."""
+    data = read_toml(path, "config file")
     known = {f.name for f in fields(RunConfig)}
     values = {}
     for key, value in data.items():

@@ -19,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import tomllib
-
 from deepmf.errors import ConfigError
-from deepmf.experiment.config import RunConfig
+from deepmf.experiment.config import RunConfig, read_toml
 from deepmf.experiment.plan import check_settings
 
 NOT_TUNABLE = ("model", "dataset", "split", "task", "data_dir", "out", "seed", "device",
@@ -135,12 +133,7 @@ def default_space(model: str, task: str) -> dict[str, Param]:
 
 def read_space(path: str | Path) -> tuple[dict[str, Param], dict]:
     """A ``--space`` file: the searched settings and the fixed ones."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"search space file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    data = read_toml(path, "search space file")
     known = {f.name for f in fields(RunConfig)} - set(NOT_TUNABLE)
     space, fixed = {}, {}
     for key, value in data.items():
