@@ -1,6 +1,6 @@
 """How cost grows with the log: one epoch and one full ranking on synthetic logs of 1M to 20M.
 
-    .venv/bin/python benchmarks/scale.py [SIZES] [MODELS] [--device cuda]
+    .venv/bin/python benchmarks/scale.py [SIZES] [MODELS] [--device cuda] [--optimizer O]
 
 SIZES are interaction counts (default 1000000,5000000,20000000), MODELS registry names
 (default biased-mf,neumf,dmf,ials). Each log has ml-20m's shape at 20M (138,000 users x
@@ -9,7 +9,8 @@ popularity, varied user activity and a planted taste structure (`synthetic:`). E
 (size, model) runs in a fresh process, which trains one epoch with the model's implicit
 recipe (no validation) and ranks every item for every user who has a held-out item
 (leave-one-out), and reports seconds, samples per second and its peak RSS. Prints JSON
-with the ratios of each size's costs to the smallest one's.
+with the ratios of each size's costs to the smallest one's. ``--optimizer lazy-adam``
+trains with row-sparse Adam instead of the recipe's dense Adam.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def shape(size: int) -> tuple[int, int]:
     return max(100, int(TOP[1] * scale)), max(100, int(TOP[2] * scale ** 0.5))
 
 
-def one(size: int, name: str, device: str) -> dict:
+def one(size: int, name: str, device: str, optimizer: str = "adam") -> dict:
     """Runs inside the child process."""
     import torch
 
@@ -53,13 +54,13 @@ def one(size: int, name: str, device: str) -> dict:
                        device=torch.device(device), num_neg=settings.get("num_neg", 1),
                        reg=settings.get("reg", 0.0))
     history = fit(model, task, TrainConfig(epochs=1, lr=settings.get("lr", 0.001),
-                                           patience=0))
+                                           patience=0, optimizer=optimizer))
     epoch = history[0]["seconds"]
     samples = len(train) * (1 + settings.get("num_neg", 0))
     start = time.perf_counter()
     full = evaluate_full(model, train, test, k=10)
     ranking = time.perf_counter() - start
-    return {"size": size, "model": name, "users": users, "items": items,
+    return {"size": size, "model": name, "optimizer": optimizer, "users": users, "items": items,
             "positives": len(train), "generate_seconds": round(generated, 1),
             "epoch_seconds": round(epoch, 2),
             "samples_per_second": round(samples / epoch) if model.trainer == "sgd" else None,
@@ -67,11 +68,12 @@ def one(size: int, name: str, device: str) -> dict:
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
 
 
-def main(sizes: list[int], models: list[str], device: str) -> None:
+def main(sizes: list[int], models: list[str], device: str, optimizer: str) -> None:
     rows = []
     for name in models:
         for size in sizes:
-            child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device],
+            child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device,
+                                    optimizer],
                                    capture_output=True, text=True)
             if child.returncode:
                 rows.append({"size": size, "model": name, "error": child.stderr[-500:]})
@@ -88,15 +90,19 @@ def main(sizes: list[int], models: list[str], device: str) -> None:
                 "epoch": round(r["epoch_seconds"] / base["epoch_seconds"], 1),
                 "full_ranking": round(r["full_ranking_seconds"] / base["full_ranking_seconds"],
                                       1)} for r in mine[1:]}
-    print(json.dumps({"benchmark": "scale", "device": device, "runs": rows,
+    print(json.dumps({"benchmark": "scale", "device": device, "optimizer": optimizer,
+                      "runs": rows,
                       "ratios_to_smallest": ratios}, indent=2))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
-        print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4])))
+        print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])))
     else:
-        args = [a for a in sys.argv[1:] if not a.startswith("--")]
-        device = "cuda" if "--device" in sys.argv and "cuda" in sys.argv else "cpu"
+        flags = dict(zip(sys.argv[1::], sys.argv[2::]))
+        device = "cuda" if flags.get("--device") == "cuda" else "cpu"
+        optimizer = flags.get("--optimizer", "adam")
+        args = [a for a in sys.argv[1:] if not a.startswith("--") and a not in (device, optimizer)]
         main([int(x) for x in (args[0] if args else "1000000,5000000,20000000").split(",")],
-             (args[1] if len(args) > 1 else "biased-mf,neumf,dmf,ials").split(","), device)
+             (args[1] if len(args) > 1 else "biased-mf,neumf,dmf,ials").split(","), device,
+             optimizer)

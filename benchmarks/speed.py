@@ -13,7 +13,12 @@ Parts (``--parts``, comma-separated, default all):
 - ``main``: the README's main command (``biased-mf`` on the five ml-100k folds), old and
   new, beside Surprise's SVD on the same folds (its defaults, 20 epochs); then the new one
   again with a CPU burner on the other core (``busy_over_quiet_wall``).
-- ``gmf``: one epoch of ``gmf`` (its NCF ml-1m recipe) in samples per second.
+- ``gmf``: one epoch of ``gmf`` (its NCF ml-1m recipe) in samples per second, 1 and 2
+  threads.
+- ``ncf``: time to the same quality on the NCF ml-1m files: ``neumf`` (8 factors) and
+  ``biased-mf`` (its recipe), old and new, each for a fixed number of epochs with
+  ``--select-on test`` so that every epoch's test HR@10 is in its history; the seconds each
+  needs (training epochs summed) to first reach the lower of the two best HR@10s.
 
 Prints JSON.
 """
@@ -21,6 +26,7 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -29,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,10 +167,45 @@ def gmf(versions: dict[str, Path], data: str) -> dict:
     return result
 
 
+NCF_EPOCHS = {"neumf": 10, "biased-mf": 6}
+
+
+def ncf(versions: dict[str, Path], data: str) -> dict:
+    result = {}
+    for model, epochs in NCF_EPOCHS.items():
+        curves = {}
+        for label, src in versions.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                run = timed(deepmf("train", "--model", model, "--dataset", "ncf:deepcf/ml-1m",
+                                   "--select-on", "test", "--epochs", str(epochs), "--quiet",
+                                   "--out", f"{tmp}/run"), src, {"DEEPMF_DATA_DIR": data})
+                history = Path(tmp, "run", "history.csv")
+                if run["code"] or not history.is_file():
+                    curves[label] = {"error": run["stderr"]}
+                    continue
+                rows = [r for r in csv.DictReader(history.open()) if r.get("seconds")]
+            seconds = np.cumsum([float(r["seconds"]) for r in rows])
+            hr = [float(r["test_hr@10"]) for r in rows]
+            curves[label] = {"hr": hr, "cumulative_seconds": seconds.round(1).tolist(),
+                             "process_cpu": run["cpu"], "process_wall": run["wall"]}
+        if any("error" in c for c in curves.values()):
+            result[model] = curves
+            continue
+        target = min(max(c["hr"]) for c in curves.values())
+        for c in curves.values():
+            first = next(i for i, h in enumerate(c["hr"]) if h >= target)
+            c["seconds_to_target"] = c["cumulative_seconds"][first]
+            c["epochs_to_target"] = first + 1
+        result[model] = {"target_hr@10": round(target, 4), **curves,
+                         "new_over_old_seconds": round(curves["new"]["seconds_to_target"]
+                                                       / curves["old"]["seconds_to_target"], 3)}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", default="f0a8f5a")
-    parser.add_argument("--parts", default="startup,main,gmf")
+    parser.add_argument("--parts", default="startup,main,gmf,ncf")
     args = parser.parse_args()
     data = os.environ.get("DEEPMF_DATA_DIR")
     if not data or not Path(data).is_dir():
@@ -182,6 +225,8 @@ def main() -> None:
                 result["main_command"] = main_command(versions, data)
             if "gmf" in parts:
                 result["gmf_epoch"] = gmf(versions, data)
+            if "ncf" in parts:
+                result["ncf_ml1m"] = ncf(versions, data)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deepmf.cli import main
-from deepmf.experiment.recipes import REFIT_EPOCHS
+from deepmf.experiment.recipes import WARM_REFIT
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:
@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_directory(explicit_run):
     assert 0.85 < metrics["test"]["rmse"] < 1.1
     assert metrics["test"]["mae"] < metrics["test"]["rmse"]
     # Three selection epochs, then the refit going on from the chosen one on train + valid.
-    assert len(metrics["epoch_seconds"]) == 3 + REFIT_EPOCHS
+    assert len(metrics["epoch_seconds"]) == 3 + WARM_REFIT["biased-mf"]
     header = (explicit_run / "history.csv").read_text().splitlines()[0]
     assert "train_rmse" in header and "valid_rmse" in header
     assert (explicit_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -202,7 +202,8 @@ def test_compare_trains_each_model_into_one_table(tmp_path, capsys, data_root):
     assert code == 2 and "unknown model 'nope'" in err and not (tmp_path / "x").exists()
 
 
-def test_explicit_refit_goes_on_at_the_chosen_epochs_rate(tmp_path, capsys, data_root):
+def test_explicit_refit_from_scratch_replays_the_selections_rates(tmp_path, capsys,
+                                                                  data_root):
     out = tmp_path / "decay"
     code, _, _ = run_cli(["train", "--model", "mf", "--dataset", "ml-100k", "--split", "u1",
                           "--epochs", "12", "--lr", "0.05", "--lr-decay", "0.5",
@@ -213,9 +214,9 @@ def test_explicit_refit_goes_on_at_the_chosen_epochs_rate(tmp_path, capsys, data
     select = [float(r["lr"]) for r in rows if r["phase"] == "select"]
     refit = [float(r["lr"]) for r in rows if r["phase"] == "refit"]
     best = json.loads((out / "metrics.json").read_text())["best_epoch"]
-    assert refit == [select[best - 1]] * REFIT_EPOCHS
+    assert "mf" not in WARM_REFIT and refit == select[:best]
     assert min(select[:best]) < 0.05  # mf at lr 0.05 overfits ml-100k: the decay began before
-    # the best epoch, so the refit goes on at a decayed rate
+    # the best epoch, so the refit's rates decay too
 
 
 def test_alternating_models_train_from_the_command_line(tmp_path, capsys, data_root):

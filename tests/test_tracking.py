@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from deepmf.cli import main
-from deepmf.experiment.recipes import REFIT_EPOCHS
+from deepmf.experiment.recipes import WARM_REFIT
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -50,7 +50,7 @@ def test_train_logs_every_epoch_and_the_results(tmp_path):
     assert [v for _, v in steps(board, "train/lr")] == pytest.approx([0.005] * 3)
     metrics = json.loads((out / "metrics.json").read_text())
     refit_steps = [s for s, _ in steps(board, "refit/loss")]
-    assert refit_steps == list(range(1, REFIT_EPOCHS + 1))  # the warm refit's epochs
+    assert refit_steps == list(range(1, WARM_REFIT["biased-mf"] + 1))  # warm refit epochs
     assert steps(board, "result/rmse")[0][1] == pytest.approx(metrics["test"]["rmse"])
     hparams = session_hparams(board)
     assert hparams["model"] == "biased-mf" and hparams["dim"] == 64

@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = 0.005
     """Learning rate."""
     optimizer: str = "adam"
-    """One of adam, adamw, sgd, adagrad."""
+    """One of adam, lazy-adam, adamw, sgd, adagrad (:data:`deepmf.optim.OPTIMIZERS`)."""
     weight_decay: float = 0.0
     """The optimizer's own weight decay (applies to every parameter, every step)."""
     patience: int = 5
@@ -95,9 +95,12 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     """The configured optimizer over the trainable parameters, fused into one kernel per
     step (far fewer small ops than the per-tensor loop; CPU and CUDA alike)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return OPTIMIZERS[config.optimizer](
-        params, lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
+    kind = OPTIMIZERS[config.optimizer]
+    if getattr(kind, "sparse_embeddings", False):  # lookups give row gradients
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                module.sparse = True
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
 class LoopStore(Protocol):

@@ -115,7 +115,8 @@ def train(
     num_neg: Optional[int] = typer.Option(None, min=1, help="negatives per positive"),
     reg: Optional[float] = typer.Option(None, min=0.0, help="L2 on the rows each batch uses"),
     weight_decay: Optional[float] = typer.Option(None, min=0.0),
-    optimizer: Optional[str] = typer.Option(None, help="adam, adamw, sgd, adagrad"),
+    optimizer: Optional[str] = typer.Option(None, help="adam, lazy-adam (large logs), adamw, "
+                                                       "sgd, adagrad"),
     patience: Optional[int] = typer.Option(None, min=0, help="early-stopping patience; 0 off"),
     lr_decay: Optional[float] = typer.Option(None, help="lr factor after an epoch without "
                                                         "improvement; 1 off"),

@@ -18,7 +18,7 @@ from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
 from deepmf.experiment.config import RunConfig
 from deepmf.experiment.guards import LearnsSomething, check_pretrain, check_vocab, finite_metrics
 from deepmf.experiment.plan import Plan, make_plan
-from deepmf.experiment.recipes import REFIT_EPOCHS
+from deepmf.experiment.recipes import WARM_REFIT
 from deepmf.experiment.rundir import FoldResult, RunDir
 from deepmf.models import Recommender, build_model, model_class
 from deepmf.sampling import sample_test_negatives
@@ -142,9 +142,10 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
                                 reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
         _stage(callbacks, split.name, "refit")
-        if model.trainer == "sgd":  # warm: REFIT_EPOCHS more at the chosen epoch's rate
-            epochs, rates = REFIT_EPOCHS, rates[-1:]
-        else:  # sweeps start again and run the chosen number
+        warm = WARM_REFIT.get(c.model) if model.trainer == "sgd" else None
+        if warm:  # a few more epochs at the chosen epoch's rate
+            epochs, rates = warm, rates[-1:]
+        else:  # start again and run the chosen number, at the selection's rates
             model, epochs = _new_model(plan, fit_data, device), max(chosen, 1)
         refit_history = fit(model, refit_task, replace(tconfig, epochs=epochs, patience=0),
                             callbacks, lr_schedule=rates, store=stores("refit"))

@@ -36,11 +36,31 @@ def fusable(model: nn.Module, users: torch.Tensor) -> bool:
     return not users.is_cuda and all(p.requires_grad for p in model.parameters())
 
 
-def zero_grads(*tables: nn.Embedding) -> list[torch.Tensor]:
-    """A zero gradient for each table's weight, set as its ``.grad`` and returned."""
-    for table in tables:
-        table.weight.grad = torch.zeros_like(table.weight)
-    return [table.weight.grad for table in tables]
+class RowGrads:
+    """The tables' weight gradients, summed from looked-up rows' gradients: dense (added into
+    zeros, as a lookup's backward does), or for a ``sparse`` table (``lazy-adam``) kept as
+    a sparse tensor of those rows, which the optimizer coalesces."""
+
+    def __init__(self, *tables: nn.Embedding):
+        self.tables = tables
+        self.dense = [None if t.sparse else torch.zeros_like(t.weight) for t in tables]
+        self.rows: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in tables]
+
+    def add(self, table: int, ids: torch.Tensor, rows: torch.Tensor) -> None:
+        if self.dense[table] is None:
+            self.rows[table].append((ids, rows))
+        else:
+            self.dense[table].index_add_(0, ids, rows)
+
+    def set(self) -> None:
+        """Each table's gradient as its weight's ``.grad``."""
+        for table, dense, pieces in zip(self.tables, self.dense, self.rows):
+            if dense is None:
+                ids = torch.cat([ids for ids, _ in pieces])
+                rows = torch.cat([rows for _, rows in pieces])
+                dense = torch.sparse_coo_tensor(ids[None], rows, table.weight.shape,
+                                                check_invariants=False)
+            table.weight.grad = dense
 
 
 def parts(n: int, width: int) -> list[slice]:
@@ -71,7 +91,7 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     tables = [model.user_factors, model.item_factors]
     if biased:
         tables += [model.user_bias, model.item_bias]
-    grads = zero_grads(*tables)
+    grads = RowGrads(*tables)
     n, loss = len(users), 0.0
     decay = 2.0 * reg / n
     with torch.no_grad():
@@ -86,15 +106,16 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
             row_grads = dot_grads(rows[0], rows[1], d, decay)
             if biased:
                 row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
-            for grad, ids, row_grad in zip(grads, (u, i, u, i), row_grads):
-                grad.index_add_(0, ids, row_grad)
+            for table, (ids, row_grad) in enumerate(zip((u, i, u, i), row_grads)):
+                grads.add(table, ids, row_grad)
+    grads.set()
     return loss
 
 
 def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
               reg: float) -> torch.Tensor:
     """:class:`~deepmf.models.ncf.GMF`: ``h · (p ⊙ q) + b``, loss plus ``reg`` × penalty."""
-    grad_users, grad_items = zero_grads(model.user_embedding, model.item_embedding)
+    grads = RowGrads(model.user_embedding, model.item_embedding)
     head = model.head
     h = head.weight[0]
     grad_h, grad_b = torch.zeros_like(h), torch.zeros_like(head.bias)
@@ -113,7 +134,8 @@ def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
             if reg:
                 grad_p.add_(p, alpha=decay)
                 grad_q.add_(q, alpha=decay)
-            grad_users.index_add_(0, u, grad_p)
-            grad_items.index_add_(0, i, grad_q)
+            grads.add(0, u, grad_p)
+            grads.add(1, i, grad_q)
+    grads.set()
     head.weight.grad, head.bias.grad = grad_h[None], grad_b
     return loss

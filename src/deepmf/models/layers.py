@@ -32,11 +32,12 @@ class Embedding(nn.Embedding):
 
     The rows are the same as ``nn.Embedding``'s; on the CPU the backward pass (an
     ``index_add`` into the gradient) costs about a third less than embedding's, and a
-    training step does four such lookups. CUDA keeps embedding's deterministic backward.
+    training step does four such lookups. CUDA keeps embedding's deterministic backward,
+    and a table made ``sparse`` (for ``lazy-adam``) embedding's sparse one.
     """
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        if indices.dim() == 1 and not indices.is_cuda:
+        if indices.dim() == 1 and not indices.is_cuda and not self.sparse:
             return self.weight.index_select(0, indices)
         return super().forward(indices)
 
