@@ -74,11 +74,11 @@ class LazyAdam(torch.optim.Optimizer):
     and two moments), so on a log of 138,000 users and 27,000 items at 128 factors a step
     costs the same whatever its batch, and an epoch grows with the tables times the steps.
     Here a table's gradient is sparse (``nn.Embedding(sparse=True)``, or the fused steps'
-    rows): its rows are coalesced and only they get Adam's update, with the step count of
-    the whole run in the bias corrections (as ``torch.optim.SparseAdam``, which takes no
-    dense gradients and no weight decay). Dense gradients get plain Adam. The moments of a
-    row not looked up stay as they were, so results differ from Adam's; the README says
-    when to choose it.
+    rows): only its looked-up rows get Adam's update, with the step count of the whole run
+    in the bias corrections (as ``torch.optim.SparseAdam``, which takes no dense gradients
+    and no weight decay); dense gradients get plain Adam, all in one fused kernel. The
+    moments of a row not looked up stay as they were, so results differ from Adam's; the
+    README says when to choose it.
     """
 
     sparse_embeddings = True
@@ -96,40 +96,46 @@ class LazyAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
+            lists, rows_of = self._gather(group)
+            if not lists[0]:
+                continue
+            params, grads, averages, squares, counts = lists
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = float(state["step"])
-                rate = group["lr"] * (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t)
-                grad = p.grad
-                if grad.is_sparse:
-                    grad = grad.coalesce()
-                    rows, grad = grad.indices()[0], grad.values()
-                    weights = p.index_select(0, rows)
-                    average = state["exp_avg"].index_select(0, rows)
-                    square = state["exp_avg_sq"].index_select(0, rows)
-                else:
-                    rows, weights = None, p
-                    average, square = state["exp_avg"], state["exp_avg_sq"]
-                if group["weight_decay"]:
-                    grad = grad.add(weights, alpha=group["weight_decay"])
-                average.lerp_(grad, 1 - beta1)
-                square.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                update = average / square.sqrt().add_(group["eps"] * (1 - beta2 ** t) ** 0.5)
-                if rows is None:
-                    p.sub_(update, alpha=rate)
-                else:
-                    p.index_copy_(0, rows, weights.sub_(update, alpha=rate))
-                    state["exp_avg"].index_copy_(0, rows, average)
-                    state["exp_avg_sq"].index_copy_(0, rows, square)
+            torch._foreach_add_(counts, 1)
+            torch._fused_adam_(params, grads, averages, squares, [], counts, amsgrad=False,
+                               lr=group["lr"], beta1=beta1, beta2=beta2,
+                               weight_decay=group["weight_decay"], eps=group["eps"],
+                               maximize=False, grad_scale=None, found_inf=None)
+            for p, rows, state, weights, average, square in rows_of:  # updated in place
+                p.index_copy_(0, rows, weights)
+                state["exp_avg"].index_copy_(0, rows, average)
+                state["exp_avg_sq"].index_copy_(0, rows, square)
         return None
+
+    def _gather(self, group):
+        """The fused kernel's lists: dense parameters whole, sparse ones as copies of their
+        looked-up rows (and of those rows' moments), which ``rows_of`` lists to write back."""
+        lists, rows_of = [[], [], [], [], []], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            if p.grad.is_sparse:
+                grad = p.grad.coalesce()
+                rows = grad.indices()[0]
+                parts = (p.index_select(0, rows), grad.values(),
+                         state["exp_avg"].index_select(0, rows),
+                         state["exp_avg_sq"].index_select(0, rows), state["step"])
+                rows_of.append((p, rows, state, parts[0], parts[2], parts[3]))
+            else:
+                parts = (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
+            for lst, part in zip(lists, parts):
+                lst.append(part)
+        return lists, rows_of
 
 
 OPTIMIZERS = {

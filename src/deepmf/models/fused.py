@@ -37,30 +37,32 @@ def fusable(model: nn.Module, users: torch.Tensor) -> bool:
 
 
 class RowGrads:
-    """The tables' weight gradients, summed from looked-up rows' gradients: dense (added into
-    zeros, as a lookup's backward does), or for a ``sparse`` table (``lazy-adam``) kept as
-    a sparse tensor of those rows, which the optimizer coalesces."""
+    """The tables' weight gradients, summed from the gradients of the rows a batch looked
+    up: dense (added into zeros, as a lookup's backward does), or for a ``sparse`` table
+    (``lazy-adam``) summed per distinct id into a compact buffer and set as a coalesced
+    sparse tensor of those rows. ``ids``: each table's looked-up ids for the whole batch."""
 
-    def __init__(self, *tables: nn.Embedding):
-        self.tables = tables
-        self.dense = [None if t.sparse else torch.zeros_like(t.weight) for t in tables]
-        self.rows: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in tables]
+    def __init__(self, tables: tuple[nn.Embedding, ...], ids: tuple[torch.Tensor, ...]):
+        self.tables, self.slots = tables, []
+        for table, looked_up in zip(tables, ids):
+            if table.sparse:
+                distinct, where = torch.unique(looked_up, return_inverse=True)
+                buffer = table.weight.new_zeros((len(distinct), table.embedding_dim))
+                self.slots.append((buffer, where, distinct))
+            else:
+                self.slots.append((torch.zeros_like(table.weight), looked_up, None))
 
-    def add(self, table: int, ids: torch.Tensor, rows: torch.Tensor) -> None:
-        if self.dense[table] is None:
-            self.rows[table].append((ids, rows))
-        else:
-            self.dense[table].index_add_(0, ids, rows)
+    def add(self, table: int, part: slice, rows: torch.Tensor) -> None:
+        """Add the gradients of the rows the pairs ``part`` looked up in ``table``."""
+        buffer, where, _ = self.slots[table]
+        buffer.index_add_(0, where[part], rows)
 
     def set(self) -> None:
         """Each table's gradient as its weight's ``.grad``."""
-        for table, dense, pieces in zip(self.tables, self.dense, self.rows):
-            if dense is None:
-                ids = torch.cat([ids for ids, _ in pieces])
-                rows = torch.cat([rows for _, rows in pieces])
-                dense = torch.sparse_coo_tensor(ids[None], rows, table.weight.shape,
-                                                check_invariants=False)
-            table.weight.grad = dense
+        for table, (buffer, _, distinct) in zip(self.tables, self.slots):
+            table.weight.grad = buffer if distinct is None else torch.sparse_coo_tensor(
+                distinct[None], buffer, table.weight.shape, is_coalesced=True,
+                check_invariants=False)
 
 
 def parts(n: int, width: int) -> list[slice]:
@@ -91,7 +93,7 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     tables = [model.user_factors, model.item_factors]
     if biased:
         tables += [model.user_bias, model.item_bias]
-    grads = RowGrads(*tables)
+    grads = RowGrads(tuple(tables), (users, items, users, items))
     n, loss = len(users), 0.0
     decay = 2.0 * reg / n
     with torch.no_grad():
@@ -106,8 +108,8 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
             row_grads = dot_grads(rows[0], rows[1], d, decay)
             if biased:
                 row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
-            for table, (ids, row_grad) in enumerate(zip((u, i, u, i), row_grads)):
-                grads.add(table, ids, row_grad)
+            for table, row_grad in enumerate(row_grads):
+                grads.add(table, part, row_grad)
     grads.set()
     return loss
 
@@ -115,7 +117,7 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
 def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
               reg: float) -> torch.Tensor:
     """:class:`~deepmf.models.ncf.GMF`: ``h · (p ⊙ q) + b``, loss plus ``reg`` × penalty."""
-    grads = RowGrads(model.user_embedding, model.item_embedding)
+    grads = RowGrads((model.user_embedding, model.item_embedding), (users, items))
     head = model.head
     h = head.weight[0]
     grad_h, grad_b = torch.zeros_like(h), torch.zeros_like(head.bias)
@@ -134,8 +136,8 @@ def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
             if reg:
                 grad_p.add_(p, alpha=decay)
                 grad_q.add_(q, alpha=decay)
-            grads.add(0, u, grad_p)
-            grads.add(1, i, grad_q)
+            grads.add(0, part, grad_p)
+            grads.add(1, part, grad_q)
     grads.set()
     head.weight.grad, head.bias.grad = grad_h[None], grad_b
     return loss
