@@ -98,7 +98,8 @@ def make_plan(config: RunConfig) -> Plan:
             check_splits(config, dataset, splits, _kept_by(config.min_rating, dataset))
     check_settings(config)
     notes: dict[str, str] = {}
-    plan = Plan(resolve(config, len(splits[0].train), notes), dataset, splits,
+    n_rows = 0 if launched() else dataset.n_users + dataset.n_items  # torchrun: dense Adam
+    plan = Plan(resolve(config, len(splits[0].train), notes, n_rows), dataset, splits,
                 {k: v for k, v in notes.items() if getattr(config, k) is None})
     check_plan(plan.config, dataset, splits, plan.model_options())
     return plan
@@ -209,11 +210,12 @@ def check_settings(config: RunConfig) -> None:
                           "there is no validation data")
 
 
-def resolve(config: RunConfig, n_train: int, notes: dict | None = None) -> RunConfig:
+def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
+            n_rows: int | None = None) -> RunConfig:
     """``config`` with every used setting filled in: user's value, else recipe, else global
     (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg, notes=notes)
+                      n_train=n_train, num_neg=config.num_neg, n_rows=n_rows, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:  # the model's options: recipe, else the constructor's default

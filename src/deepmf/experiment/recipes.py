@@ -63,17 +63,42 @@ IMPLICIT_DEFAULT = dict(dim=8, epochs=30, batch_size=16384, lr=0.015, num_neg=4,
 MIN_STEPS = 64
 """Fewest optimizer steps an implicit epoch should take with a recipe's batch size."""
 
+LAZY_ROWS = 100_000
+"""Users plus items above which ``LAZY_MODELS`` train with ``lazy-adam``: dense Adam reads
+and writes every row of every table each step (at 128 factors on 138,000 x 27,000 tables
+a step took 1.8x as long, ``benchmarks/lazy_adam.py``), while on ml-1m-sized tables
+(13,000 rows) the sparse update costs 1.3x as much."""
+
+LAZY_MODELS = ("mf", "biased-mf")
+"""The wide-table models that rule was measured on; the NCF models' 8-factor tables are
+small even at 20M interactions, so they keep dense Adam."""
+
 
 def recipe(model: str, task: str, *, pretrain: bool = False, n_train: int | None = None,
-           num_neg: int | None = None, notes: dict | None = None) -> dict:
-    """The model's defaults for this task, fitted to a training log of ``n_train`` pairs.
+           num_neg: int | None = None, n_rows: int | None = None,
+           notes: dict | None = None) -> dict:
+    """The model's defaults for this task, fitted to a training log of ``n_train`` pairs
+    over ``n_rows`` users and items.
 
     The implicit recipes were tuned on ml-1m (a million positives); on a small log their
     large batches would leave a handful of steps an epoch, so the batch is halved (down
     to 256 at least) until an epoch of ``n_train × (1 + num_neg)`` samples takes at least
-    ``MIN_STEPS`` steps, the learning rate kept. Each setting such a rule changes gets a
-    line in ``notes`` (when given), which ``config.toml`` keeps as a comment.
+    ``MIN_STEPS`` steps, the learning rate kept. ``LAZY_MODELS`` over more than
+    ``LAZY_ROWS`` users and items train with ``lazy-adam``. Each setting such a rule
+    changes gets a line in ``notes`` (when given), which ``config.toml`` keeps as a comment.
     """
+    defaults = _by_size(model, task, pretrain, n_train, num_neg, notes)
+    if n_rows and n_rows > LAZY_ROWS and model in LAZY_MODELS:
+        if notes is not None:
+            notes["optimizer"] = (f"lazy-adam for {n_rows:,} users and items (over "
+                                  f"{LAZY_ROWS:,}: updating whole tables each step costs more "
+                                  "than the batch)")
+        defaults = {**defaults, "optimizer": "lazy-adam"}
+    return defaults
+
+
+def _by_size(model: str, task: str, pretrain: bool, n_train: int | None,
+             num_neg: int | None, notes: dict | None) -> dict:
     if task == "explicit":
         return EXPLICIT.get(model, EXPLICIT["biased-mf"])
     if pretrain and f"{model}+pretrain" in IMPLICIT:

@@ -73,7 +73,8 @@ class Search:
         rest; a trial skips the explicit refit (it is judged on validation data)."""
         config = replace(self.base, **settings)
         check_settings(config)
-        config = resolve(config, len(self.plan.splits[0].train))
+        config = resolve(config, len(self.plan.splits[0].train),
+                         n_rows=self.plan.dataset.n_users + self.plan.dataset.n_items)
         return replace(config, refit=False) if trial and config.refit else config
 
     def recipe_point(self) -> dict:
