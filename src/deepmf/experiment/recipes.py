@@ -26,10 +26,9 @@ EXPLICIT: dict[str, dict] = {
 WARM_REFIT = {"biased-mf": 2}
 """Models whose refit goes on from the chosen epoch's weights for this many epochs on all
 of train (validation rows included) at that epoch's learning rate, where that was measured
-to match retraining from scratch in fewer epochs (the README's "Honest by default"). The
-others retrain from scratch for the chosen number of epochs, replaying the selection's
-rates: for ``mf`` and ``deepmf`` two warm epochs were worse (0.9318 and 0.9315 against
-0.9274 and 0.9295 on the ml-100k folds)."""
+to match retraining from scratch in fewer epochs. The others retrain from scratch for the
+chosen number of epochs, replaying the selection's rates (for ``mf`` and ``deepmf`` the
+warm refit was worse; the README's "Honest by default" has the numbers)."""
 
 IMPLICIT: dict[str, dict] = {
     "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=3),
@@ -65,9 +64,9 @@ MIN_STEPS = 64
 
 LAZY_ROWS = 100_000
 """Users plus items above which ``LAZY_MODELS`` train with ``lazy-adam``: dense Adam reads
-and writes every row of every table each step (at 128 factors on 138,000 x 27,000 tables
-a step took 1.8x as long, ``benchmarks/lazy_adam.py``), while on ml-1m-sized tables
-(13,000 rows) the sparse update costs 1.3x as much."""
+and writes every row of every table each step, which costs more than the batch on
+ml-20m-sized tables and less on ml-1m-sized ones (README, "Large logs";
+``benchmarks/lazy_adam.py``)."""
 
 LAZY_MODELS = ("mf", "biased-mf")
 """The wide-table models that rule was measured on; the NCF models' 8-factor tables are
