@@ -172,18 +172,19 @@ class IALS(Alternating):
     @torch.no_grad()
     def update_users(self, train: Interactions) -> None:
         """The user half of a sweep: every ``w_u`` solved with ``H`` fixed."""
-        by_user = self.sides(train)[0]
-        w, h = self.user_factors, self.item_factors
-        w.copy_(self.solve(by_user, h, w, shared=self.unobserved_weight * (h.T @ h),
-                           ridge=self.ridge(by_user, self.n_items)))
+        self._side(self.sides(train)[0], self.user_factors, self.item_factors)
 
     @torch.no_grad()
     def update_items(self, train: Interactions) -> None:
         """The item half of a sweep: every ``h_i`` solved with ``W`` fixed."""
-        by_item = self.sides(train)[1]
-        w, h = self.user_factors, self.item_factors
-        h.copy_(self.solve(by_item, w, h, shared=self.unobserved_weight * (w.T @ w),
-                           ridge=self.ridge(by_item, self.n_users)))
+        self._side(self.sides(train)[1], self.item_factors, self.user_factors)
+
+    def _side(self, index: RowIndex, factors: torch.Tensor, other: torch.Tensor) -> None:
+        """Solve one side's ``factors`` against the other's, whose Gramian is the shared
+        unobserved term."""
+        factors.copy_(self.solve(index, other, factors,
+                                 shared=self.unobserved_weight * (other.T @ other),
+                                 ridge=self.ridge(index, len(other))))
 
     def objective(self, by_user: RowIndex, by_item: RowIndex) -> float:
         """``L`` for the current factors: the unobserved term by the Gramian trick,
