@@ -15,6 +15,7 @@ trains with row-sparse Adam instead of the recipe's dense Adam.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -91,18 +92,22 @@ def main(sizes: list[int], models: list[str], device: str, optimizer: str) -> No
                 "full_ranking": round(r["full_ranking_seconds"] / base["full_ranking_seconds"],
                                       1)} for r in mine[1:]}
     print(json.dumps({"benchmark": "scale", "device": device, "optimizer": optimizer,
-                      "runs": rows,
-                      "ratios_to_smallest": ratios}, indent=2))
+                      "runs": rows, "ratios_to_smallest": ratios}, indent=2))
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="?", default="1000000,5000000,20000000")
+    parser.add_argument("models", nargs="?", default="biased-mf,neumf,dmf,ials")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--optimizer", default="adam")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--one"]:
+    if sys.argv[1:2] == ["--one"]:  # the child process of one (size, model)
         print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])))
     else:
-        flags = dict(zip(sys.argv[1::], sys.argv[2::]))
-        device = "cuda" if flags.get("--device") == "cuda" else "cpu"
-        optimizer = flags.get("--optimizer", "adam")
-        args = [a for a in sys.argv[1:] if not a.startswith("--") and a not in (device, optimizer)]
-        main([int(x) for x in (args[0] if args else "1000000,5000000,20000000").split(",")],
-             (args[1] if len(args) > 1 else "biased-mf,neumf,dmf,ials").split(","), device,
-             optimizer)
+        args = parse()
+        main([int(x) for x in args.sizes.split(",")], args.models.split(","), args.device,
+             args.optimizer)
