@@ -127,10 +127,10 @@ class LazyAdam(torch.optim.Optimizer):
             if p.grad.is_sparse:
                 grad = p.grad.coalesce()
                 rows = grad.indices()[0]
-                parts = (p.index_select(0, rows), grad.values(),
-                         state["exp_avg"].index_select(0, rows),
-                         state["exp_avg_sq"].index_select(0, rows), state["step"])
-                rows_of.append((p, rows, state, parts[0], parts[2], parts[3]))
+                weights, average, square = (t.index_select(0, rows) for t in
+                                            (p, state["exp_avg"], state["exp_avg_sq"]))
+                rows_of.append((p, rows, state, weights, average, square))
+                parts = (weights, grad.values(), average, square, state["step"])
             else:
                 parts = (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             for lst, part in zip(lists, parts):
