@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-
-import torch
 
 
 def data_dir() -> Path:
@@ -19,6 +20,8 @@ def data_dir() -> Path:
 
 
 def machine() -> dict:
+    import torch
+
     return {"python": platform.python_version(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "device": "cuda" if torch.cuda.is_available() else "cpu"}
@@ -26,3 +29,21 @@ def machine() -> dict:
 
 def emit(result: dict) -> None:
     print(json.dumps(result, indent=2))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def old_checkout(ref: str):
+    """The ``src/`` of commit ``ref``, checked out into a temporary git worktree for the
+    block (benchmarks run it side by side with this checkout, ``PYTHONPATH`` set to it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old),
+                        ref], check=True)
+        try:
+            yield old / "src"
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           check=False)

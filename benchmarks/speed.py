@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._common import ROOT, old_checkout
 
 SURPRISE = """
 import json, sys, numpy as np
@@ -212,24 +212,17 @@ def main() -> None:
         sys.exit("set DEEPMF_DATA_DIR to the folder holding ml-100k/ and deepcf/")
     data = str(Path(data).resolve())
     parts = args.parts.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old),
-                        args.old], check=True)
-        try:
-            versions = {"new": ROOT / "src", "old": old / "src"}
-            result = {"benchmark": "speed", "old": args.old, "cpus": os.cpu_count()}
-            if "startup" in parts:
-                result["startup"] = startup(versions)
-            if "main" in parts:
-                result["main_command"] = main_command(versions, data)
-            if "gmf" in parts:
-                result["gmf_epoch"] = gmf(versions, data)
-            if "ncf" in parts:
-                result["ncf_ml1m"] = ncf(versions, data)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
-                           check=False)
+    with old_checkout(args.old) as old_src:
+        versions = {"new": ROOT / "src", "old": old_src}
+        result = {"benchmark": "speed", "old": args.old, "cpus": os.cpu_count()}
+        if "startup" in parts:
+            result["startup"] = startup(versions)
+        if "main" in parts:
+            result["main_command"] = main_command(versions, data)
+        if "gmf" in parts:
+            result["gmf_epoch"] = gmf(versions, data)
+        if "ncf" in parts:
+            result["ncf_ml1m"] = ncf(versions, data)
     print(json.dumps(result, indent=2))
 
 

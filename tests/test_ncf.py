@@ -145,3 +145,16 @@ def test_linear_rows_equals_a_linear_layer_over_looked_up_rows(batch):
     (want.square().sum()).backward()
     torch.testing.assert_close(grads[0], table.weight.grad)
     torch.testing.assert_close(grads[1], layer.weight.grad)
+
+
+@pytest.mark.parametrize("elements", [1, 200, 1 << 19])  # a user a block, a partial last
+def test_tower_scores_equal_the_tower_over_each_pair(elements):  # block, all in one
+    from deepmf.models.layers import mlp, tower_scores
+
+    torch.manual_seed(0)
+    tower = mlp((6, 5, 3), dropout=0.5).eval()  # eval-mode dropout goes through as is
+    user_part, item_part, weight = torch.randn(7, 6), torch.randn(9, 6), torch.randn(3)
+    got = tower_scores(user_part, item_part, tower, weight, elements=elements)
+    pairs = user_part[:, None, :] + item_part[None, :, :]  # [7, 9, 6]
+    want = tower(pairs.reshape(-1, 6)) @ weight
+    torch.testing.assert_close(got, want.view(7, 9))
