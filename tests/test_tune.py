@@ -150,11 +150,12 @@ def test_a_lagging_trial_is_pruned_on_its_best_value_so_far():
     assert trial.reports == [(1, 1.0), (2, 0.9), (3, 0.9)]
 
 
-@pytest.mark.parametrize("model", [m for m in MODELS if MODELS[m].trainer == "sgd"])
+@pytest.mark.parametrize("model", [m for m in MODELS if MODELS[m].trainer is not None])
 def test_every_trained_model_has_a_default_space_that_applies(model):
     from deepmf.experiment.space import check_space, default_space
 
     tasks = ("explicit", "implicit") if model in EXPLICIT_MODELS else ("implicit",)
+    tasks = (MODELS[model].task,) if hasattr(MODELS[model], "task") else tasks  # one only
     for task in tasks:
         if model == "deepmf" and task == "implicit":
             continue

@@ -115,12 +115,17 @@ SPACES: dict[tuple[str, str], dict[str, Param]] = {
     ("implicit", "dmf"): DEEPCF_IMPLICIT,
     ("implicit", "cfnet-ml"): DEEPCF_IMPLICIT,
     ("implicit", "cfnet"): DEEPCF_IMPLICIT,
-    # The alternating solvers add a row each once their settings are RunConfig fields:
-    # ("implicit", "ials"): dim, reg, unobserved_weight; ("explicit", "als"): dim, reg;
-    # ("explicit", "bayes-mf"): dim, samples.
+    # The solvers: rank and ridge (iALS: and the weight of the unobserved pairs, which
+    # Rendle et al. 2022 tune together with the ridge); Gibbs sampling has no rate to
+    # tune, only the rank and how many samples are averaged.
+    ("implicit", "ials"): {"dim": choose(64, 128, 192, 256),
+                           "reg": Param(1e-4, 0.1, log=True),
+                           "unobserved_weight": Param(0.003, 1.0, log=True)},
+    ("explicit", "als"): {"dim": choose(4, 8, 16, 32, 64), "reg": Param(0.01, 1.0, log=True)},
+    ("explicit", "bayes-mf"): {"dim": choose(5, 10, 16, 32), "samples": choose(100, 200, 500)},
 }
 """The default search space of each (task, model); sizes, rates, L2 and sampling only:
-the number of epochs is left to early stopping on the validation data."""
+the number of epochs (sweeps) is left to early stopping on the validation data."""
 
 
 def default_space(model: str, task: str) -> dict[str, Param]:
