@@ -84,3 +84,28 @@ def test_make_optimizer_switches_only_for_lazy_adam():
     make_optimizer(model, TrainConfig(epochs=1, lr=0.01, optimizer="lazy-adam"))
     assert model.user_factors.sparse and model.item_factors.sparse
     assert np.isfinite(model.user_factors.weight.detach().numpy()).all()
+
+
+def test_a_sparse_lookup_gives_each_distinct_row_its_summed_gradient():
+    """A sparse table's gradient: one row per distinct id (sorted), the sum of its lookups'
+    gradients, equal to the dense table's; a step from it equals a step from the same
+    gradient coalesced by torch."""
+    from deepmf.models.layers import embedding
+
+    torch.manual_seed(0)
+    dense, sparse = embedding(6, 3, 0.1), embedding(6, 3, 0.1)
+    sparse.load_state_dict(dense.state_dict())
+    sparse.sparse = True
+    ids, upstream = torch.tensor([4, 1, 4, 0, 4]), torch.randn(5, 3)
+    (dense(ids) * upstream).sum().backward()
+    (sparse(ids) * upstream).sum().backward()
+    grad = sparse.weight.grad
+    assert grad._indices().tolist() == [[0, 1, 4]]
+    torch.testing.assert_close(grad.to_dense(), dense.weight.grad)
+    torch.testing.assert_close(grad._values()[2], upstream[[0, 2, 4]].sum(0))
+    twin = torch.nn.Parameter(sparse.weight.detach().clone())
+    twin.grad = torch.sparse_coo_tensor(ids[None], upstream, (6, 3),
+                                        check_invariants=True).coalesce()
+    LazyAdam([sparse.weight], lr=0.1).step()
+    LazyAdam([twin], lr=0.1).step()
+    torch.testing.assert_close(sparse.weight.detach(), twin.detach())

@@ -125,17 +125,29 @@ class LazyAdam(torch.optim.Optimizer):
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
             if p.grad.is_sparse:
-                grad = p.grad.coalesce()
-                rows = grad.indices()[0]
+                rows, values = _distinct_rows(p.grad)
                 weights, average, square = (t.index_select(0, rows) for t in
                                             (p, state["exp_avg"], state["exp_avg_sq"]))
                 rows_of.append((p, rows, state, weights, average, square))
-                parts = (weights, grad.values(), average, square, state["step"])
+                parts = (weights, values, average, square, state["step"])
             else:
                 parts = (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             for lst, part in zip(lists, parts):
                 lst.append(part)
         return lists, rows_of
+
+
+def _distinct_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sparse row gradient's ids and rows, one per distinct id. The tables' lookups hand
+    out coalesced gradients, but autograd's accumulation drops the flag; ids found already
+    increasing are taken as they are instead of sorted and summed again."""
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()
+        else:
+            return rows, grad._values()
+    return grad.indices()[0], grad.values()
 
 
 OPTIMIZERS = {
