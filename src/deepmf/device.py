@@ -4,13 +4,15 @@ Threads: training steps on embedding-sized tensors are too small to split, and w
 PyTorch's default of one thread per core the extra threads spin-wait; on a machine with
 other work they cost several times the CPU for no speed. Training therefore uses one
 thread unless told otherwise (``--threads``, ``$DEEPMF_THREADS``); the full-ranking pass,
-whose matrix products are large, uses the cores (:func:`threads` as a context).
+whose matrix products are large, uses the cores that other work leaves free
+(:func:`threads` as a context, :func:`free_cores`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import torch
 
@@ -49,11 +51,29 @@ def training_threads(asked: int | None = None) -> int:
     return int(value)
 
 
+def free_cores(loadavg: str | Path = "/proc/loadavg") -> int:
+    """Cores not taken by other runnable work at this moment, at least one.
+
+    A block of many matrix products split over every core runs at the pace of its slowest
+    thread: where another process holds a core, its thread waits for a time slice at each
+    product's end while the others spin. Linux's ``/proc/loadavg`` counts the threads
+    that are running or ready to run (this one included); elsewhere every core counts as
+    free.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        running = int(Path(loadavg).read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return cores
+    return max(1, min(cores, cores - (running - 1)))
+
+
 @contextlib.contextmanager
 def threads(n: int | None = None):
-    """Run the block with ``n`` intra-op threads (default: one per core), then restore."""
+    """Run the block with ``n`` intra-op threads (default: the cores other work leaves
+    free, :func:`free_cores`), then restore."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n or os.cpu_count() or 1)
+    torch.set_num_threads(n or free_cores())
     try:
         yield
     finally:
