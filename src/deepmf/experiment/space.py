@@ -96,7 +96,10 @@ SGD_EXPLICIT = {"dim": choose(16, 32, 64, 128), "lr": Param(0.001, 0.03, log=Tru
                 "reg": Param(0.003, 1.0, log=True), "batch_size": choose(256, 512, 1024, 2048)}
 DOT_IMPLICIT = {"dim": choose(8, 16, 32, 64, 128), "lr": Param(0.0005, 0.05, log=True),
                 "reg": Param(1e-5, 0.1, log=True), "num_neg": Param(1, 10),
-                "batch_size": choose(1024, 2048, 4096, 8192, 16384)}
+                "batch_size": choose(1024, 2048, 4096, 8192, 16384),
+                # halving the rate after an epoch without gain: the setting that lifts
+                # gmf at 32 factors on ml-1m and ml-100k (README, "Defaults that travel")
+                "lr_decay": choose(1.0, 0.5)}
 DEEPCF_IMPLICIT = {"lr": Param(0.0005, 0.02, log=True), "num_neg": Param(2, 10),
                    "batch_size": choose(4096, 16384, 65536)}
 
