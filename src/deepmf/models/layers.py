@@ -131,7 +131,7 @@ def mlp(
 
 
 def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Sequential,
-                 weight: torch.Tensor, elements: int = 1 << 19) -> torch.Tensor:
+                 weight: torch.Tensor, elements: int = 1 << 20) -> torch.Tensor:
     """``weight · tower(user_part[u] + item_part[i])`` for every user and item: ``[B, I]``.
 
     The scoring half of a tower whose first layer was split by side (see
