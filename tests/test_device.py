@@ -20,13 +20,32 @@ def test_training_takes_one_thread_unless_told(monkeypatch):
         training_threads()
 
 
-@pytest.mark.parametrize("running,free", [(1, 4), (2, 3), (4, 1), (9, 1)])
-def test_free_cores_leaves_the_cores_other_runnable_threads_hold(tmp_path, monkeypatch,
-                                                                 running, free):
+def own_threads(tmp_path, *states: str):
+    """A fake ``/proc/self/task``: one ``stat`` line per thread in the given states."""
+    tasks = tmp_path / "task"
+    for tid, state in enumerate(states, 100):
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (pt_main) {state} 1 {tid} {tid} 0\n")
+    return tasks
+
+
+@pytest.mark.parametrize("running,own,free", [
+    (1, ("R",), 4), (2, ("R",), 3), (4, ("R",), 1), (9, ("R",), 1),
+    (2, ("R", "R", "S"), 4),  # our spinning pool thread is not another process's work
+    (4, ("R", "R", "S"), 2),
+])
+def test_free_cores_leaves_the_cores_other_processes_hold(tmp_path, monkeypatch, running,
+                                                          own, free):
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     loadavg = tmp_path / "loadavg"
     loadavg.write_text(f"1.52 1.31 0.98 {running}/412 31337\n")
-    assert free_cores(loadavg) == free
+    assert free_cores(loadavg, own_threads(tmp_path, *own)) == free
+
+
+def test_this_process_counts_itself_running():
+    from deepmf.device import _running_threads
+
+    assert _running_threads("/proc/self/task") >= 1
 
 
 def test_free_cores_counts_every_core_where_the_load_is_unknown(tmp_path, monkeypatch):

@@ -51,21 +51,33 @@ def training_threads(asked: int | None = None) -> int:
     return int(value)
 
 
-def free_cores(loadavg: str | Path = "/proc/loadavg") -> int:
-    """Cores not taken by other runnable work at this moment, at least one.
+def free_cores(loadavg: str | Path = "/proc/loadavg",
+               own_tasks: str | Path = "/proc/self/task") -> int:
+    """Cores not taken by other processes' runnable work at this moment, at least one.
 
     A block of many matrix products split over every core runs at the pace of its slowest
     thread: where another process holds a core, its thread waits for a time slice at each
-    product's end while the others spin. Linux's ``/proc/loadavg`` counts the threads
-    that are running or ready to run (this one included); elsewhere every core counts as
-    free.
+    product's end while the others spin. Linux's ``/proc/loadavg`` counts the threads that
+    are running or ready to run; this process's own (the caller, and any pool thread still
+    spinning) are taken off that count. Elsewhere every core counts as free.
     """
     cores = os.cpu_count() or 1
     try:
         running = int(Path(loadavg).read_text().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return cores
-    return max(1, min(cores, cores - (running - 1)))
+    return max(1, min(cores, cores - max(0, running - _running_threads(own_tasks))))
+
+
+def _running_threads(tasks: str | Path) -> int:
+    """This process's threads in state R (running or runnable); at least one, the caller."""
+    count = 0
+    for stat in Path(tasks).glob("*/stat"):
+        try:
+            count += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return max(1, count)
 
 
 @contextlib.contextmanager
