@@ -12,6 +12,29 @@ def _unwrapped(method):
     return getattr(method, "__wrapped__", method)
 
 
+def _adam_state(state: dict, p: torch.Tensor) -> dict:
+    """``p``'s Adam state, made on first use as Adam's ``_init_group`` makes it for the
+    fused kernel: a float32 step count and two zero moments shaped like ``p``."""
+    if not state:
+        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state
+
+
+def _fused_adam(lists, group: dict) -> None:
+    """The two calls ``Adam.step`` ends in: count the step, then ``_fused_adam_`` over
+    ``lists`` (params, grads, first moments, second moments, step counts)."""
+    params, grads, averages, squares, counts = lists
+    beta1, beta2 = group["betas"]
+    torch._foreach_add_(counts, 1)
+    torch._fused_adam_(params, grads, averages, squares, [], counts, amsgrad=False,
+                       lr=group["lr"], beta1=beta1, beta2=beta2,
+                       weight_decay=group["weight_decay"], eps=group["eps"],
+                       maximize=group.get("maximize", False), grad_scale=None,
+                       found_inf=None)
+
+
 class LeanAdam(torch.optim.Adam):
     """``torch.optim.Adam`` (fused) with :meth:`lean_step`, which calls the kernel directly.
 
@@ -35,14 +58,7 @@ class LeanAdam(torch.optim.Adam):
         if lean is None:
             self.step()
             return
-        params, grads, averages, squares, counts = lean
-        group = self.param_groups[0]
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(counts, 1)
-        torch._fused_adam_(params, grads, averages, squares, [], counts, amsgrad=False,
-                           lr=group["lr"], beta1=beta1, beta2=beta2,
-                           weight_decay=group["weight_decay"], eps=group["eps"],
-                           maximize=group["maximize"], grad_scale=None, found_inf=None)
+        _fused_adam(lean, self.param_groups[0])
 
     def _lean_lists(self):
         """The kernel's tensor lists, or None where ``step`` must run."""
@@ -57,12 +73,7 @@ class LeanAdam(torch.optim.Adam):
         params = group["params"]
         if any(p.grad is None or p.grad.is_sparse or p.is_complex() for p in params):
             return None
-        states = [self.state[p] for p in params]
-        for p, state in zip(params, states):
-            if not state:  # as Adam's _init_group makes it for the fused kernel
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        states = [_adam_state(self.state[p], p) for p in params]
         return (params, [p.grad for p in params], [s["exp_avg"] for s in states],
                 [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
 
@@ -99,13 +110,7 @@ class LazyAdam(torch.optim.Optimizer):
             lists, rows_of = self._gather(group)
             if not lists[0]:
                 continue
-            params, grads, averages, squares, counts = lists
-            beta1, beta2 = group["betas"]
-            torch._foreach_add_(counts, 1)
-            torch._fused_adam_(params, grads, averages, squares, [], counts, amsgrad=False,
-                               lr=group["lr"], beta1=beta1, beta2=beta2,
-                               weight_decay=group["weight_decay"], eps=group["eps"],
-                               maximize=False, grad_scale=None, found_inf=None)
+            _fused_adam(lists, group)
             for p, rows, state, weights, average, square in rows_of:  # updated in place
                 p.index_copy_(0, rows, weights)
                 state["exp_avg"].index_copy_(0, rows, average)
@@ -119,11 +124,7 @@ class LazyAdam(torch.optim.Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state = self.state[p]
-            if not state:
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p)
-                state["exp_avg_sq"] = torch.zeros_like(p)
+            state = _adam_state(self.state[p], p)
             if p.grad.is_sparse:
                 rows, values = _distinct_rows(p.grad)
                 weights, average, square = (t.index_select(0, rows) for t in
