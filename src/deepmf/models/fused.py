@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from deepmf.models.layers import coalesced_rows, distinct_rows
+
 LossGrad = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
 """``(scores, part) -> (loss, d loss / d scores)`` for the pairs ``part`` of the batch: that
 part's share of the batch loss (the shares add up to it) and its scores' gradients."""
@@ -46,8 +48,7 @@ class RowGrads:
         self.tables, self.slots = tables, []
         for table, looked_up in zip(tables, ids):
             if table.sparse:
-                distinct, where = torch.unique(looked_up, return_inverse=True)
-                buffer = table.weight.new_zeros((len(distinct), table.embedding_dim))
+                distinct, where, buffer = distinct_rows(looked_up, table.weight)
                 self.slots.append((buffer, where, distinct))
             else:
                 self.slots.append((torch.zeros_like(table.weight), looked_up, None))
@@ -60,9 +61,8 @@ class RowGrads:
     def set(self) -> None:
         """Each table's gradient as its weight's ``.grad``."""
         for table, (buffer, _, distinct) in zip(self.tables, self.slots):
-            table.weight.grad = buffer if distinct is None else torch.sparse_coo_tensor(
-                distinct[None], buffer, table.weight.shape, is_coalesced=True,
-                check_invariants=False)
+            table.weight.grad = buffer if distinct is None else coalesced_rows(
+                distinct, buffer, table.weight.shape)
 
 
 def parts(n: int, width: int) -> list[slice]:

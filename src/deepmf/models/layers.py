@@ -60,10 +60,23 @@ class _RowLookup(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (ids,) = ctx.saved_tensors
-        distinct, where = torch.unique(ids, return_inverse=True)
-        rows = grad.new_zeros((len(distinct), grad.shape[1])).index_add_(0, where, grad)
-        return torch.sparse_coo_tensor(distinct[None], rows, ctx.shape, is_coalesced=True,
-                                       check_invariants=False), None
+        distinct, where, rows = distinct_rows(ids, grad)
+        return coalesced_rows(distinct, rows.index_add_(0, where, grad), ctx.shape), None
+
+
+def distinct_rows(ids: torch.Tensor, like: torch.Tensor):
+    """``(distinct, where, buffer)``: the sorted distinct ``ids``, each id's position among
+    them, and a zero buffer of one row (as wide as ``like``'s) per distinct id, into which
+    the looked-up rows' gradients are summed (``buffer.index_add_(0, where, grads)``)."""
+    distinct, where = torch.unique(ids, return_inverse=True)
+    return distinct, where, like.new_zeros((len(distinct), like.shape[1]))
+
+
+def coalesced_rows(distinct: torch.Tensor, rows: torch.Tensor, shape) -> torch.Tensor:
+    """A table's sparse gradient from :func:`distinct_rows`' ids and summed rows, flagged
+    coalesced (its ids are sorted and distinct) so the optimizer does not sort them again."""
+    return torch.sparse_coo_tensor(distinct[None], rows, shape, is_coalesced=True,
+                                   check_invariants=False)
 
 
 def linear_rows(table: nn.Embedding, ids: torch.Tensor, weight: torch.Tensor,
