@@ -98,8 +98,8 @@ def make_plan(config: RunConfig) -> Plan:
             check_splits(config, dataset, splits, _kept_by(config.min_rating, dataset))
     check_settings(config)
     notes: dict[str, str] = {}
-    n_rows = 0 if launched() else dataset.n_users + dataset.n_items  # torchrun: dense Adam
-    plan = Plan(resolve(config, len(splits[0].train), notes, n_rows), dataset, splits,
+    settings = resolve(config, len(splits[0].train), notes, table_rows(dataset))
+    plan = Plan(settings, dataset, splits,
                 {k: v for k, v in notes.items() if getattr(config, k) is None})
     check_plan(plan.config, dataset, splits, plan.model_options())
     return plan
@@ -208,6 +208,12 @@ def check_settings(config: RunConfig) -> None:
     if config.refit and config.select_on == "test":
         raise ConfigError("--refit retrains on train + validation; with --select-on test "
                           "there is no validation data")
+
+
+def table_rows(dataset: Dataset) -> int:
+    """Users plus items, for the recipes' lazy-adam rule; 0 under torchrun, where that rule
+    stays off (sparse gradients across processes are untested)."""
+    return 0 if launched() else dataset.n_users + dataset.n_items
 
 
 def resolve(config: RunConfig, n_train: int, notes: dict | None = None,

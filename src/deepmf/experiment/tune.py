@@ -34,7 +34,7 @@ from typing import Callable
 
 from deepmf.errors import ConfigError, DataError
 from deepmf.experiment.config import RunConfig
-from deepmf.experiment.plan import Plan, check_settings, make_plan, resolve
+from deepmf.experiment.plan import Plan, check_settings, make_plan, resolve, table_rows
 from deepmf.experiment.plots import plot_importances, plot_tuning_history
 from deepmf.experiment.reuse import train_or_reuse
 from deepmf.experiment.run import fit_split
@@ -74,7 +74,7 @@ class Search:
         config = replace(self.base, **settings)
         check_settings(config)
         config = resolve(config, len(self.plan.splits[0].train),
-                         n_rows=self.plan.dataset.n_users + self.plan.dataset.n_items)
+                         n_rows=table_rows(self.plan.dataset))
         return replace(config, refit=False) if trial and config.refit else config
 
     def recipe_point(self) -> dict:
