@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import ROOT, old_checkout
+from benchmarks._common import ROOT, data_dir, old_checkout
 
 SURPRISE = """
 import json, sys, numpy as np
@@ -207,10 +207,7 @@ def main() -> None:
     parser.add_argument("--old", default="f0a8f5a")
     parser.add_argument("--parts", default="startup,main,gmf,ncf")
     args = parser.parse_args()
-    data = os.environ.get("DEEPMF_DATA_DIR")
-    if not data or not Path(data).is_dir():
-        sys.exit("set DEEPMF_DATA_DIR to the folder holding ml-100k/ and deepcf/")
-    data = str(Path(data).resolve())
+    data = str(data_dir().resolve())
     parts = args.parts.split(",")
     with old_checkout(args.old) as old_src:
         versions = {"new": ROOT / "src", "old": old_src}
