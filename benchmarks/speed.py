@@ -16,9 +16,10 @@ Parts (``--parts``, comma-separated, default all):
 - ``gmf``: one epoch of ``gmf`` (its NCF ml-1m recipe) in samples per second, 1 and 2
   threads.
 - ``ncf``: time to the same quality on the NCF ml-1m files: ``neumf`` (8 factors) and
-  ``biased-mf`` (its recipe), old and new, each for a fixed number of epochs with
-  ``--select-on test`` so that every epoch's test HR@10 is in its history; the seconds each
-  needs (training epochs summed) to first reach the lower of the two best HR@10s.
+  ``biased-mf`` (its recipe; also new with ``--compile``), old and new, each for a fixed
+  number of epochs with ``--select-on test`` so that every epoch's test HR@10 is in its
+  history; the seconds each needs (training epochs summed) to first reach the lowest of
+  their best HR@10s.
 
 Prints JSON.
 """
@@ -168,17 +169,24 @@ def gmf(versions: dict[str, Path], data: str) -> dict:
 
 
 NCF_EPOCHS = {"neumf": 10, "biased-mf": 6}
+COMPILED = ("biased-mf",)
+"""Models also timed with ``--compile`` (label ``compiled``; its first epoch includes the
+compilation, from whatever Inductor cache the machine has)."""
 
 
 def ncf(versions: dict[str, Path], data: str) -> dict:
     result = {}
     for model, epochs in NCF_EPOCHS.items():
         curves = {}
-        for label, src in versions.items():
+        runs = [(label, src, []) for label, src in versions.items()]
+        if model in COMPILED:
+            runs.append(("compiled", versions["new"], ["--compile"]))
+        for label, src, flags in runs:
             with tempfile.TemporaryDirectory() as tmp:
                 run = timed(deepmf("train", "--model", model, "--dataset", "ncf:deepcf/ml-1m",
                                    "--select-on", "test", "--epochs", str(epochs), "--quiet",
-                                   "--out", f"{tmp}/run"), src, {"DEEPMF_DATA_DIR": data})
+                                   "--out", f"{tmp}/run", *flags), src,
+                            {"DEEPMF_DATA_DIR": data})
                 history = Path(tmp, "run", "history.csv")
                 if run["code"] or not history.is_file():
                     curves[label] = {"error": run["stderr"]}
@@ -196,9 +204,10 @@ def ncf(versions: dict[str, Path], data: str) -> dict:
             first = next(i for i, h in enumerate(c["hr"]) if h >= target)
             c["seconds_to_target"] = c["cumulative_seconds"][first]
             c["epochs_to_target"] = first + 1
-        result[model] = {"target_hr@10": round(target, 4), **curves,
-                         "new_over_old_seconds": round(curves["new"]["seconds_to_target"]
-                                                       / curves["old"]["seconds_to_target"], 3)}
+        result[model] = {"target_hr@10": round(target, 4), **curves, **{
+            f"{label}_over_old_seconds": round(curves[label]["seconds_to_target"]
+                                               / curves["old"]["seconds_to_target"], 3)
+            for label in curves if label != "old"}}
     return result
 
 

@@ -66,6 +66,10 @@ TRAIN_FLAGS = [
     (["--select-on", "train"], ["--select-on must be valid or test"]),
     (["--model", "biased-mf", "--layers", "8"], ["--layers does not apply to model biased-mf"]),
     (["--model", "gmf", "--task", "explicit"], ["model gmf ranks items"]),
+    (["--model", "neumf", "--compile"], ["--compile does not apply to model neumf"]),
+    (["--compile", "--optimizer", "lazy-adam"], ["--compile", "--optimizer lazy-adam"]),
+    (["--model", "mf", "--task", "implicit", "--loss", "bpr", "--compile"],
+     ["--compile", "--loss bpr"]),
     (["--no-such-flag", "1"], ["No such option"]),
 ]
 

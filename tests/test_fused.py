@@ -3,6 +3,8 @@ autograd's, the lean Adam step against ``torch.optim.Adam``'s, whole epochs side
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 from deepmf.data import Interactions
 from deepmf.losses import bce, mse
 from deepmf.models import build_model
+from deepmf.models.fused import LOSS_GRADS, first_size_compiled
 from deepmf.optim import LeanAdam
 from deepmf.tasks import RankingTask, RatingTask
 from deepmf.train import TrainConfig, fit
@@ -156,3 +159,39 @@ def test_train_rmse_is_the_epochs_own_predictions():
     unclipped = float(np.sqrt(np.mean((scores - log.ratings) ** 2)))
     assert after == pytest.approx(unclipped, rel=1e-5)
     assert before <= unclipped + 1e-6  # clipping only helps
+
+
+needs_compiler = pytest.mark.skipif(not shutil.which("g++"), reason="torch.compile needs g++")
+
+
+@needs_compiler
+@pytest.mark.parametrize("name,loss", [("biased-mf", "mse"), ("mf", "bce"), ("gmf", "bce")])
+def test_compiled_step_gives_the_eager_steps_loss_and_gradients(name, loss):
+    log = ratings()
+    model = model_for(name, log)
+    users, items = torch.tensor(log.users[:200]), torch.tensor(log.items[:200])
+    targets = torch.tensor(log.ratings[:200])
+    if loss == "bce":
+        targets = (targets > 3).float()
+    eager = model.fused_grads(users, items, lambda s, part: LOSS_GRADS[loss](
+        s, targets[part], 200)[:2], 0.05)
+    expected = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    value, tally = model.compiled_grads(loss, 0.05)(users, items, targets)
+    assert float(value) == pytest.approx(float(eager), rel=1e-5)
+    for p, grad in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, grad, rtol=1e-5, atol=1e-7)
+    if loss == "mse":  # the tally is the squared error the epoch's train_rmse sums
+        scores = model(users, items).detach()
+        assert float(tally) == pytest.approx(float(((scores - targets) ** 2).sum()), rel=1e-5)
+
+
+def test_only_batches_the_size_of_the_first_run_compiled():
+    ran = []
+    step = first_size_compiled(lambda b: ran.append(("compiled", len(b[0]))),
+                               lambda b: ran.append(("eager", len(b[0]))))
+    for size in (4, 4, 3, 4):
+        step((torch.zeros(size),))
+    assert ran == [("compiled", 4), ("compiled", 4), ("eager", 3), ("compiled", 4)]
+    assert first_size_compiled(None, len) is len  # nothing compiled: the eager step

@@ -14,7 +14,7 @@ from deepmf.distributed import SINGLE, Shard, mean_over_shards
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
-from deepmf.models.fused import fusable
+from deepmf.models.fused import bce_grad, first_size_compiled, fusable, mse_grad
 from deepmf.sampling import NegativeSampler
 
 
@@ -68,13 +68,14 @@ class RatingTask:
     def __init__(
         self, train: Interactions, valid: Interactions | None, *, batch_size: int,
         device: torch.device, reg: float = 0.0, clip: tuple[float, float] | None = None,
-        shard: Shard = SINGLE,
+        shard: Shard = SINGLE, compiled: bool = False,
     ):
         if train.ratings is None:
             raise ConfigError("the rating task needs ratings")
         _check_batch_size(batch_size)
         self.train, self.valid, self.shard = train, valid, shard
         self.batch_size, self.device, self.reg, self.clip = batch_size, device, reg, clip
+        self.compiled = compiled
         self.users = _tensor(train.users, device)
         self.items = _tensor(train.items, device)
         self.ratings = _tensor(train.ratings, device, torch.float32)
@@ -115,14 +116,23 @@ class RatingTask:
             n = len(ratings)
 
             def dloss(scores, part):  # this part's share of the mean squared error
-                error = scores - ratings[part]
-                squares = torch.dot(error, error)
-                self._tally(squares, len(error))
-                return squares / n, error.mul_(2.0 / n)
+                share, d, squares = mse_grad(scores, ratings[part], n)
+                self._tally(squares, len(d))
+                return share, d
 
             return grads(users, items, dloss, self.reg)
 
-        return step
+        if not self.compiled:
+            return step
+        compiled = model.compiled_grads("mse", self.reg)
+
+        def whole(batch):
+            users, items, ratings = batch
+            loss, squares = compiled(users, items, ratings)
+            self._tally(squares, len(ratings))
+            return loss
+
+        return first_size_compiled(whole, step)
 
     def validate(self, model) -> dict[str, float]:
         record, count = {}, 0
@@ -158,6 +168,7 @@ class RankingTask:
         self, train: Interactions, valid: Interactions | None, *, batch_size: int,
         device: torch.device, num_neg: int = 4, loss: str = "bce", reg: float = 0.0,
         valid_negatives=None, k: int = 10, prefix: str = "valid", shard: Shard = SINGLE,
+        compiled: bool = False,
     ):
         if loss not in RANKING_LOSSES:
             raise ConfigError(f"unknown loss {loss!r} for ranking; choose from "
@@ -168,6 +179,7 @@ class RankingTask:
         self.train, self.valid, self.valid_negatives = train, valid, valid_negatives
         self.batch_size, self.device, self.num_neg, self.reg = batch_size, device, num_neg, reg
         self.loss_name, self.k, self.prefix, self.shard = loss, k, prefix, shard
+        self.compiled = compiled
         self.monitor = f"{prefix}_hr@{k}"
         self.users = _tensor(train.users, device)
         self.items = _tensor(train.items, device)
@@ -280,13 +292,12 @@ class RankingTask:
             n = len(labels)
 
             def dloss(logits, part):  # this part's share of the mean log loss
-                wanted = labels[part]
-                share = RANKING_LOSSES["bce"](logits, wanted) * (len(wanted) / n)
-                return share, torch.sigmoid(logits).sub_(wanted).div_(n)
+                return bce_grad(logits, labels[part], n)[:2]
 
             return grads(users, items, dloss, self.reg)
 
-        return step
+        compiled = model.compiled_grads("bce", self.reg) if self.compiled else None
+        return first_size_compiled(compiled and (lambda batch: compiled(*batch)[0]), step)
 
     def validate(self, model) -> dict[str, float]:
         if self.valid is None or not len(self.valid):

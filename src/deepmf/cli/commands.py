@@ -125,6 +125,9 @@ def train(
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training (default: "
                                                      "$DEEPMF_THREADS, else 1)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="mf, biased-mf, gmf: compiled CPU steps (needs "
+                                                "g++; pays on runs of minutes)"),
     select_on: Optional[str] = typer.Option(None, help="valid (default) or test (papers)"),
     refit: Optional[bool] = typer.Option(None, "--refit/--no-refit",
                                          help="explicit: retrain on train+valid"),

@@ -10,6 +10,8 @@ does not use is refused here, in one line, before anything trains.
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 from dataclasses import dataclass, field, replace
 
 from deepmf.data import Dataset
@@ -172,6 +174,8 @@ def used_settings(config: RunConfig) -> set[str]:
         used -= {"num_neg", "loss"}
         if cls.selects_epochs:
             used.add("refit")
+    if hasattr(cls, "compiled_grads"):
+        used.add("compile")
     return used
 
 
@@ -205,9 +209,29 @@ def check_settings(config: RunConfig) -> None:
     if config.task == "implicit" and config.loss not in (None, "bce", "bpr"):
         raise ConfigError(f"unknown loss {config.loss!r} for the implicit task; choose from "
                           "bce, bpr")
+    if config.compile:
+        check_compile(config, used)
     if config.refit and config.select_on == "test":
         raise ConfigError("--refit retrains on train + validation; with --select-on test "
                           "there is no validation data")
+
+
+def check_compile(config: RunConfig, used: set[str]) -> None:
+    """``--compile`` where a compiled step exists and a C++ compiler to build it."""
+    if "compile" not in used:
+        raise ConfigError(f"--compile does not apply to model {config.model} (mf, biased-mf and "
+                          "gmf have compiled steps; the others train by autograd)")
+    if config.loss == "bpr" or config.optimizer == "lazy-adam" or config.device not in (
+            "auto", "cpu"):
+        what = (f"--loss {config.loss}" if config.loss == "bpr" else
+                f"--optimizer {config.optimizer}" if config.optimizer == "lazy-adam" else
+                f"--device {config.device}")
+        raise ConfigError(f"--compile compiles the CPU step of the mse and bce losses with "
+                          f"dense Adam-style gradients; it does not go with {what}")
+    compiler = os.environ.get("CXX") or "g++"
+    if not shutil.which(compiler):
+        raise ConfigError(f"--compile needs a C++ compiler for torch.compile; {compiler} is "
+                          "not on PATH (install g++, or set CXX)")
 
 
 def table_rows(dataset: Dataset) -> int:
@@ -221,7 +245,8 @@ def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
     """``config`` with every used setting filled in: user's value, else recipe, else global
     (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg, n_rows=n_rows, notes=notes)
+                      n_train=n_train, num_neg=config.num_neg,
+                      n_rows=None if config.compile else n_rows, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:  # the model's options: recipe, else the constructor's default
@@ -240,6 +265,8 @@ def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
         if "refit" in used:
             values["refit"] = config.select_on == "valid"
     values["threads"] = training_threads(config.threads)
+    if "compile" in used:
+        values["compile"] = False
     values.update({k: v for k, v in vars(config).items() if v is not None})
     return replace(config, **values)
 

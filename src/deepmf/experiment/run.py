@@ -48,7 +48,11 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
     plan = make_plan(config)
     check_pretrain(plan.config)
     torch.set_num_threads(plan.config.threads)
-    shard = distributed.setup(resolve_device(plan.config.device))
+    device = resolve_device(plan.config.device)
+    if plan.config.compile and device.type != "cpu":
+        raise ConfigError(f"--compile compiles the CPU steps; this run is on {device.type} "
+                          "(add --device cpu, or leave --compile out)")
+    shard = distributed.setup(device)
     try:
         if resume is None:
             run = RunDir(distributed.share(
@@ -132,14 +136,16 @@ def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
         fit_data, valid = validation_split(split.train, fraction=c.valid_fraction, seed=c.seed)
     model = _new_model(plan, fit_data, device)
     rating_task = RatingTask(fit_data, valid, batch_size=c.batch_size or 1, device=device,
-                             reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
+                             reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard,
+                             compiled=bool(c.compile))
     history = fit(model, rating_task, tconfig, callbacks, store=stores("select"))
     chosen = best_epoch(history, rating_task.monitor, False)
     extra_seen = None if c.select_on == "test" or valid is None else valid
     if c.refit:  # train on train + validation: the chosen model goes on, or starts again
         fit_data, extra_seen = split.train, None
         refit_task = RatingTask(fit_data, None, batch_size=c.batch_size or 1, device=device,
-                                reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard)
+                                reg=c.reg or 0.0, clip=plan.dataset.rating_range, shard=shard,
+                                compiled=bool(c.compile))
         rates = [r["lr"] for r in history if "lr" in r and r["epoch"] <= chosen]
         _stage(callbacks, split.name, "refit")
         warm = WARM_REFIT.get(c.model) if model.trainer == "sgd" else None
@@ -169,7 +175,7 @@ def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores,
     ranking_task = RankingTask(fit_data, valid, batch_size=c.batch_size or 1, device=device,
                                num_neg=c.num_neg or 1, loss=c.loss or "bce", reg=c.reg or 0.0,
                                valid_negatives=valid_negatives, k=c.k, prefix=prefix,
-                               shard=shard)
+                               shard=shard, compiled=bool(c.compile))
     # A model built from trained parts is a candidate before fine-tuning, too.
     history = fit(model, ranking_task, tconfig, callbacks, validate_start=bool(c.pretrain),
                   store=stores("select"))

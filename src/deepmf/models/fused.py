@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepmf.models.layers import coalesced_rows, distinct_rows
@@ -30,6 +31,26 @@ part's share of the batch loss (the shares add up to it) and its scores' gradien
 
 PART_ELEMENTS = 1 << 18
 """Looked-up values (pairs × factors) per part of a batch."""
+
+
+def mse_grad(scores: torch.Tensor, targets: torch.Tensor, n: int):
+    """A part's share of the mean squared error over a batch of ``n`` pairs, its scores'
+    gradients, and its sum of squared errors (the epoch's ``train_rmse``)."""
+    error = scores - targets
+    total = torch.dot(error, error)
+    return total / n, error.mul_(2.0 / n), total
+
+
+def bce_grad(logits: torch.Tensor, labels: torch.Tensor, n: int):
+    """A part's share of the mean log loss over a batch of ``n`` pairs, its logits'
+    gradients, and the share again (nothing else to tally)."""
+    share = F.binary_cross_entropy_with_logits(logits, labels) * (len(labels) / n)
+    return share, torch.sigmoid(logits).sub_(labels).div_(n), share
+
+
+LOSS_GRADS = {"mse": mse_grad, "bce": bce_grad}
+"""The losses a fused step can take, by name: ``(scores, targets, n) -> (share, d share /
+d scores, tally)``."""
 
 
 def fusable(model: nn.Module, users: torch.Tensor) -> bool:
@@ -72,7 +93,11 @@ def parts(n: int, width: int) -> list[slice]:
 
 
 def squares(*rows: torch.Tensor) -> torch.Tensor:
-    """``Σ |row|²`` over tensors of rows (the L2 penalty before its division by B)."""
+    """``Σ |row|²`` over tensors of rows (the L2 penalty before its division by B). Compiled,
+    row by row: the Inductor turns a flat sum over looked-up rows into scalar loads that
+    find each element's row by a division, which took half the compiled step."""
+    if torch.compiler.is_compiling():
+        return sum(torch.linalg.vecdot(r, r).sum() for r in rows)
     return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows)
 
 
@@ -86,32 +111,127 @@ def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
     return grad_p, grad_q
 
 
+def mf_part(rows: list[torch.Tensor], mean, dloss: Callable, reg: float, n: int,
+            biased: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """One part of an MF batch from its looked-up rows ``p, q(, b_u, b_i)``: its share of the
+    loss plus ``reg`` × the penalty, and each row's gradient. ``dloss(scores)``: the part's
+    loss share and score gradients."""
+    scores = torch.linalg.vecdot(rows[0], rows[1])
+    if biased:
+        scores = scores + (rows[2].view(-1) + rows[3].view(-1) + mean)
+    share, d = dloss(scores)
+    loss = share + (reg / n) * squares(*rows) if reg else share
+    decay = 2.0 * reg / n
+    row_grads = dot_grads(rows[0], rows[1], d, decay)
+    if biased:
+        row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
+    return loss, row_grads
+
+
+def mf_tables(model, biased: bool) -> list[nn.Embedding]:
+    tables = [model.user_factors, model.item_factors]
+    return tables + [model.user_bias, model.item_bias] if biased else tables
+
+
 def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
              reg: float, biased: bool) -> torch.Tensor:
     """:class:`~deepmf.models.mf.MF` (``biased``: with user and item biases and the global
     mean): the loss plus ``reg`` × the penalty, gradients set."""
-    tables = [model.user_factors, model.item_factors]
-    if biased:
-        tables += [model.user_bias, model.item_bias]
+    tables = mf_tables(model, biased)
     grads = RowGrads(tuple(tables), (users, items, users, items))
     n, loss = len(users), 0.0
-    decay = 2.0 * reg / n
+    mean = model.global_mean if biased else None
     with torch.no_grad():
         for part in parts(n, tables[0].embedding_dim):
             u, i = users[part], items[part]
             rows = [t(ids) for t, ids in zip(tables, (u, i, u, i))]  # p, q(, b_u, b_i)
-            scores = torch.linalg.vecdot(rows[0], rows[1])
-            if biased:
-                scores = scores + (rows[2].view(-1) + rows[3].view(-1) + model.global_mean)
-            share, d = dloss(scores, part)
-            loss = loss + (share + (reg / n) * squares(*rows) if reg else share)
-            row_grads = dot_grads(rows[0], rows[1], d, decay)
-            if biased:
-                row_grads += tuple(torch.add(d[:, None], b, alpha=decay) for b in rows[2:])
+            share, row_grads = mf_part(rows, mean, lambda s: dloss(s, part), reg, n, biased)
+            loss = loss + share
             for table, row_grad in enumerate(row_grads):
                 grads.add(table, part, row_grad)
     grads.set()
     return loss
+
+
+def mf_whole(weights: list[torch.Tensor], mean, users: torch.Tensor, items: torch.Tensor,
+             targets: torch.Tensor, loss: str, reg: float):
+    """:func:`mf_grads` over the whole batch in one part, as a pure function of the tables'
+    weights (what ``torch.compile`` fuses, see :func:`compiled_step`): the loss, the loss
+    function's tally and each table's dense gradient."""
+    n, ids = len(targets), (users, items, users, items)
+    rows = [w.index_select(0, i) for w, i in zip(weights, ids)]
+    tally = []
+
+    def dloss(scores):
+        share, d, tallied = LOSS_GRADS[loss](scores, targets, n)
+        tally.append(tallied)
+        return share, d
+
+    value, row_grads = mf_part(rows, mean, dloss, reg, n, len(weights) == 4)
+    grads = [torch.zeros_like(w).index_add_(0, i, g) for w, i, g in zip(weights, ids, row_grads)]
+    return value, tally[0], grads
+
+
+_COMPILED: dict = {}
+"""Each whole-batch function compiled once per process; ``torch.compile`` keeps a graph per
+shape of its inputs, and the Inductor's kernels are cached on disk between processes."""
+
+
+def compiled_step(whole: Callable, params: list[nn.Parameter], extra, loss: str, reg: float):
+    """A step ``(users, items, targets) -> (loss, tally)`` that runs ``whole(weights, extra,
+    users, items, targets, loss, reg)`` compiled by ``torch.compile`` and sets each
+    parameter's ``.grad`` from its dense result. The Inductor turns the lookups, the
+    arithmetic and the scatters into a few C++ loops: for ``biased-mf`` at 128 factors and
+    16,380 pairs the gradients took 6.1-6.5 ms where the eager parts take 28-30 ms (one
+    thread). Compiling costs 10-30 s the first time on this machine and a few seconds once
+    the kernels are in the Inductor's on-disk cache."""
+    if whole not in _COMPILED:
+        _COMPILED[whole] = torch.compile(whole, dynamic=False, fullgraph=True)
+    run = _COMPILED[whole]
+
+    def step(users, items, targets):
+        with torch.no_grad():
+            weights = [p.detach() for p in params]
+            value, tally, grads = run(weights, extra, users, items, targets, loss, reg)
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        return value, tally
+
+    return step
+
+
+def first_size_compiled(whole: Callable | None, eager: Callable) -> Callable:
+    """A step of a batch: ``whole`` (compiled) for batches as long as the first, ``eager``
+    for the others (an epoch's shorter last batch would cost another compilation)."""
+    if whole is None:
+        return eager
+    sizes: list[int] = []
+
+    def step(batch):
+        sizes[:] = sizes or [len(batch[0])]
+        return whole(batch) if len(batch[0]) == sizes[0] else eager(batch)
+
+    return step
+
+
+def gmf_part(p: torch.Tensor, q: torch.Tensor, h: torch.Tensor, bias: torch.Tensor,
+             dloss: Callable, reg: float, n: int):
+    """One part of a GMF batch from its looked-up rows: its share of the loss plus ``reg`` ×
+    the penalty, ``p ⊙ q`` and the score gradients (for the head's), and the rows'."""
+    product = p * q  # [b, F]
+    share, d = dloss(torch.mv(product, h) + bias)
+    loss = share + (reg / n) * squares(p, q) if reg else share
+    grad_p, grad_q = dot_grads(p * h, q * h, d, 0.0)  # d (q ⊙ h), d (p ⊙ h)
+    if reg:
+        decay = 2.0 * reg / n
+        grad_p.add_(p, alpha=decay)
+        grad_q.add_(q, alpha=decay)
+    return loss, product, d, grad_p, grad_q
+
+
+def gmf_params(model) -> list[nn.Parameter]:
+    return [model.user_embedding.weight, model.item_embedding.weight, model.head.weight,
+            model.head.bias]
 
 
 def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
@@ -122,22 +242,38 @@ def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     h = head.weight[0]
     grad_h, grad_b = torch.zeros_like(h), torch.zeros_like(head.bias)
     n, loss = len(users), 0.0
-    decay = 2.0 * reg / n
     with torch.no_grad():
         for part in parts(n, len(h)):
             u, i = users[part], items[part]
-            p, q = model.user_embedding(u), model.item_embedding(i)
-            product = p * q  # [b, F]
-            share, d = dloss(torch.mv(product, h) + head.bias, part)
-            loss = loss + (share + (reg / n) * squares(p, q) if reg else share)
+            share, product, d, grad_p, grad_q = gmf_part(
+                model.user_embedding(u), model.item_embedding(i), h, head.bias,
+                lambda s: dloss(s, part), reg, n)
+            loss = loss + share
             grad_h.addmv_(product.T, d)
             grad_b += d.sum()
-            grad_p, grad_q = dot_grads(p * h, q * h, d, 0.0)  # d (q ⊙ h), d (p ⊙ h)
-            if reg:
-                grad_p.add_(p, alpha=decay)
-                grad_q.add_(q, alpha=decay)
             grads.add(0, part, grad_p)
             grads.add(1, part, grad_q)
     grads.set()
     head.weight.grad, head.bias.grad = grad_h[None], grad_b
     return loss
+
+
+def gmf_whole(weights: list[torch.Tensor], extra, users: torch.Tensor, items: torch.Tensor,
+              targets: torch.Tensor, loss: str, reg: float):
+    """:func:`gmf_grads` over the whole batch, pure (see :func:`mf_whole`)."""
+    del extra
+    table_p, table_q, head, bias = weights
+    n, tally = len(targets), []
+
+    def dloss(scores):
+        share, d, tallied = LOSS_GRADS[loss](scores, targets, n)
+        tally.append(tallied)
+        return share, d
+
+    value, product, d, grad_p, grad_q = gmf_part(
+        table_p.index_select(0, users), table_q.index_select(0, items), head[0], bias, dloss,
+        reg, n)
+    grads = [torch.zeros_like(table_p).index_add_(0, users, grad_p),
+             torch.zeros_like(table_q).index_add_(0, items, grad_q),
+             torch.mv(product.T, d)[None], d.sum().reshape(1)]
+    return value, tally[0], grads

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deepmf.models.base import Recommender
-from deepmf.models.fused import mf_grads
+from deepmf.models.fused import compiled_step, mf_grads, mf_tables, mf_whole
 from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
 
 
@@ -47,6 +47,12 @@ class MF(Recommender):
         """One step's loss with every gradient set, without autograd (see
         :mod:`deepmf.models.fused`)."""
         return mf_grads(self, users, items, dloss, reg, biased=False)
+
+    def compiled_grads(self, loss, reg):
+        """The same step compiled, whole batches at a time (``--compile``, see
+        :func:`deepmf.models.fused.compiled_step`)."""
+        return compiled_step(mf_whole, [t.weight for t in mf_tables(self, False)], None, loss,
+                             reg)
 
     def item_vectors(self):
         return self.item_factors.weight
@@ -98,6 +104,10 @@ class BiasedMF(MF):
         """One step's loss with every gradient set, without autograd (see
         :mod:`deepmf.models.fused`)."""
         return mf_grads(self, users, items, dloss, reg, biased=True)
+
+    def compiled_grads(self, loss, reg):
+        return compiled_step(mf_whole, [t.weight for t in mf_tables(self, True)],
+                             self.global_mean, loss, reg)
 
 
 class DeepMF(Recommender):

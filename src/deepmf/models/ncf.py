@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepmf.models.base import Recommender
-from deepmf.models.fused import gmf_grads
+from deepmf.models.fused import compiled_step, gmf_grads, gmf_params, gmf_whole
 from deepmf.models.layers import (
     embedding,
     layer_sizes,
@@ -60,6 +60,11 @@ class GMF(Recommender):
         """One step's loss with every gradient set, without autograd (see
         :mod:`deepmf.models.fused`)."""
         return gmf_grads(self, users, items, dloss, reg)
+
+    def compiled_grads(self, loss, reg):
+        """The same step compiled, whole batches at a time (``--compile``, see
+        :func:`deepmf.models.fused.compiled_step`)."""
+        return compiled_step(gmf_whole, gmf_params(self), None, loss, reg)
 
     def item_vectors(self):
         return self.item_embedding.weight
