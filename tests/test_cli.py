@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,22 @@ def test_bayes_mf_samples_on_all_of_train_and_reads_test_days(tmp_path, capsys, 
     assert model["model_args"]["days"] is True and model["model_args"]["samples"] == 12
     code, again, _ = run_cli(["evaluate", out, "--data-dir", data_root], capsys)
     assert code == 0 and json.loads(again)["rmse"] == json.loads(stdout)["rmse"]
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="torch.compile needs g++")
+def test_compile_trains_to_the_same_metrics(data_root, tmp_path, capsys):
+    """``--compile`` from the command line: recorded in config.toml, and the compiled steps
+    (full batches) with the eager one (the shorter last batch) end where eager steps do."""
+    metrics = {}
+    for flag in ("--compile", "--no-compile"):
+        out = tmp_path / flag
+        code, _, _ = run_cli(["train", "--model", "biased-mf", "--dataset", "ml-100k",
+                              "--split", "u1", "--sample-users", "60", "--epochs", "3",
+                              "--batch-size", "512", "--quiet", "--data-dir", data_root,
+                              "--out", out, flag], capsys)
+        assert code == 0
+        assert f"compile = {str(flag == '--compile').lower()}" in \
+            (out / "config.toml").read_text()
+        metrics[flag] = json.loads((out / "metrics.json").read_text())["test"]
+    for name, value in metrics["--no-compile"].items():
+        assert metrics["--compile"][name] == pytest.approx(value, rel=1e-4)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -71,3 +74,25 @@ def test_settings_a_run_would_ignore_are_refused(settings, message):
     config = RunConfig(**{"task": "explicit", **settings})
     with pytest.raises(ConfigError, match=message):
         check_settings(config)
+
+
+def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
+    config = RunConfig(model="biased-mf", task="explicit", split="u1", compile=True)
+    if shutil.which("g++"):
+        check_settings(config)  # one process, a fused model, a compiler on PATH
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler.*no-such-compiler"):
+        check_settings(config)
+    monkeypatch.delenv("CXX")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: DistributedDataParallel's autograd
+    with pytest.raises(ConfigError, match="under torchrun"):
+        check_settings(config)
+
+
+def test_compile_keeps_dense_adam_on_large_tables():
+    """The lazy-adam rule for many rows would give sparse gradients, which the compiled step
+    does not write; with --compile the recipe's dense Adam stays."""
+    config = RunConfig(model="biased-mf", task="implicit", split="loo")
+    assert resolve(config, 10_000_000, n_rows=300_000).optimizer == "lazy-adam"
+    compiled = resolve(replace(config, compile=True), 10_000_000, n_rows=300_000)
+    assert compiled.optimizer == "adam" and compiled.compile is True

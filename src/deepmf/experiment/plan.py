@@ -228,6 +228,9 @@ def check_compile(config: RunConfig, used: set[str]) -> None:
                 f"--device {config.device}")
         raise ConfigError(f"--compile compiles the CPU step of the mse and bce losses with "
                           f"dense Adam-style gradients; it does not go with {what}")
+    if launched():
+        raise ConfigError("--compile compiles the one-process step; under torchrun the "
+                          "steps go through DistributedDataParallel's autograd")
     compiler = os.environ.get("CXX") or "g++"
     if not shutil.which(compiler):
         raise ConfigError(f"--compile needs a C++ compiler for torch.compile; {compiler} is "
