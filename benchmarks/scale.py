@@ -10,7 +10,9 @@ popularity, varied user activity and a planted taste structure (`synthetic:`). E
 recipe (no validation) and ranks every item for every user who has a held-out item
 (leave-one-out), and reports seconds, samples per second and its peak RSS. Prints JSON
 with the ratios of each size's costs to the smallest one's. ``--optimizer lazy-adam``
-trains with row-sparse Adam instead of the recipe's dense Adam.
+trains with row-sparse Adam instead of the recipe's dense Adam; ``--compile`` with the
+compiled steps of ``train --compile`` (compiled first on a copy of the model, and timed
+apart as ``compile_seconds``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ def shape(size: int) -> tuple[int, int]:
     return max(100, int(TOP[1] * scale)), max(100, int(TOP[2] * scale ** 0.5))
 
 
-def one(size: int, name: str, device: str, optimizer: str = "adam") -> dict:
+def one(size: int, name: str, device: str, optimizer: str = "adam",
+        compiled: bool = False) -> dict:
     """Runs inside the child process."""
+    import copy
+
     import torch
 
     from deepmf.evaluate import evaluate_full
@@ -40,7 +45,7 @@ def one(size: int, name: str, device: str, optimizer: str = "adam") -> dict:
     from deepmf.readers.synthetic import synthetic
     from deepmf.split import leave_one_out
     from deepmf.tasks import RankingTask
-    from deepmf.train import TrainConfig, fit
+    from deepmf.train import TrainConfig, fit, make_optimizer
 
     torch.set_num_threads(1 if device == "cpu" else torch.get_num_threads())
     users, items = shape(size)
@@ -53,15 +58,23 @@ def one(size: int, name: str, device: str, optimizer: str = "adam") -> dict:
     model = build_model(name, train, **options).to(device)
     task = RankingTask(train, None, batch_size=settings.get("batch_size", 1),
                        device=torch.device(device), num_neg=settings.get("num_neg", 1),
-                       reg=settings.get("reg", 0.0))
-    history = fit(model, task, TrainConfig(epochs=1, lr=settings.get("lr", 0.001),
-                                           patience=0, optimizer=optimizer))
+                       reg=settings.get("reg", 0.0), compiled=compiled)
+    config = TrainConfig(epochs=1, lr=settings.get("lr", 0.001), patience=0,
+                         optimizer=optimizer)
+    compiling = 0.0
+    if compiled:  # compile on a copy's first batch, so the epoch is the steps alone
+        start, warm = time.perf_counter(), copy.deepcopy(model)
+        make_optimizer(warm, config)  # lazy-adam makes the tables sparse
+        task.fused_step(warm)(next(iter(task.batches(torch.Generator().manual_seed(1)))))
+        compiling = time.perf_counter() - start
+    history = fit(model, task, config)
     epoch = history[0]["seconds"]
     samples = len(train) * (1 + settings.get("num_neg", 0))
     start = time.perf_counter()
     full = evaluate_full(model, train, test, k=10)
     ranking = time.perf_counter() - start
-    return {"size": size, "model": name, "optimizer": optimizer, "users": users, "items": items,
+    return {"size": size, "model": name, "optimizer": optimizer, "compiled": compiled,
+            "compile_seconds": round(compiling, 1), "users": users, "items": items,
             "positives": len(train), "generate_seconds": round(generated, 1),
             "epoch_seconds": round(epoch, 2),
             "samples_per_second": round(samples / epoch) if model.trainer == "sgd" else None,
@@ -69,12 +82,13 @@ def one(size: int, name: str, device: str, optimizer: str = "adam") -> dict:
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
 
 
-def main(sizes: list[int], models: list[str], device: str, optimizer: str) -> None:
+def main(sizes: list[int], models: list[str], device: str, optimizer: str,
+         compiled: bool) -> None:
     rows = []
     for name in models:
         for size in sizes:
             child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device,
-                                    optimizer],
+                                    optimizer, "compiled" if compiled else "eager"],
                                    capture_output=True, text=True)
             if child.returncode:
                 rows.append({"size": size, "model": name, "error": child.stderr[-500:]})
@@ -92,7 +106,8 @@ def main(sizes: list[int], models: list[str], device: str, optimizer: str) -> No
                 "full_ranking": round(r["full_ranking_seconds"] / base["full_ranking_seconds"],
                                       1)} for r in mine[1:]}
     print(json.dumps({"benchmark": "scale", "device": device, "optimizer": optimizer,
-                      "runs": rows, "ratios_to_smallest": ratios}, indent=2))
+                      "compiled": compiled, "runs": rows, "ratios_to_smallest": ratios},
+                     indent=2))
 
 
 def parse() -> argparse.Namespace:
@@ -101,13 +116,16 @@ def parse() -> argparse.Namespace:
     parser.add_argument("models", nargs="?", default="biased-mf,neumf,dmf,ials")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--compile", action="store_true",
+                        help="mf, biased-mf, gmf: their compiled steps (train --compile)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:  # the child process of one (size, model)
-        print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])))
+        print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5],
+                             sys.argv[6] == "compiled")))
     else:
         args = parse()
         main([int(x) for x in args.sizes.split(",")], args.models.split(","), args.device,
-             args.optimizer)
+             args.optimizer, args.compile)

@@ -67,7 +67,7 @@ TRAIN_FLAGS = [
     (["--model", "biased-mf", "--layers", "8"], ["--layers does not apply to model biased-mf"]),
     (["--model", "gmf", "--task", "explicit"], ["model gmf ranks items"]),
     (["--model", "neumf", "--compile"], ["--compile does not apply to model neumf"]),
-    (["--compile", "--optimizer", "lazy-adam"], ["--compile", "--optimizer lazy-adam"]),
+    (["--compile", "--device", "cuda"], ["--compile", "--device cuda"]),
     (["--model", "mf", "--task", "implicit", "--loss", "bpr", "--compile"],
      ["--compile", "--loss bpr"]),
     (["--no-such-flag", "1"], ["No such option"]),

@@ -12,7 +12,8 @@ import torch
 from deepmf.data import Interactions
 from deepmf.losses import bce, mse
 from deepmf.models import build_model
-from deepmf.models.fused import LOSS_GRADS, first_size_compiled
+from deepmf.models.compiled import first_size_compiled
+from deepmf.models.fused import LOSS_GRADS
 from deepmf.optim import LeanAdam
 from deepmf.tasks import RankingTask, RatingTask
 from deepmf.train import TrainConfig, fit
@@ -165,10 +166,16 @@ needs_compiler = pytest.mark.skipif(not shutil.which("g++"), reason="torch.compi
 
 
 @needs_compiler
-@pytest.mark.parametrize("name,loss", [("biased-mf", "mse"), ("mf", "bce"), ("gmf", "bce")])
-def test_compiled_step_gives_the_eager_steps_loss_and_gradients(name, loss):
+@pytest.mark.parametrize("name,loss,sparse", [("biased-mf", "mse", False), ("mf", "bce", False),
+                                              ("gmf", "bce", False), ("biased-mf", "bce", True),
+                                              ("gmf", "mse", True)])
+def test_compiled_step_gives_the_eager_steps_loss_and_gradients(name, loss, sparse):
+    """Dense tables, and row-sparse ones (lazy-adam: one gradient row per distinct id)."""
     log = ratings()
     model = model_for(name, log)
+    for table in model.modules():
+        if isinstance(table, torch.nn.Embedding):
+            table.sparse = sparse
     users, items = torch.tensor(log.users[:200]), torch.tensor(log.items[:200])
     targets = torch.tensor(log.ratings[:200])
     if loss == "bce":
@@ -181,7 +188,10 @@ def test_compiled_step_gives_the_eager_steps_loss_and_gradients(name, loss):
     value, tally = model.compiled_grads(loss, 0.05)(users, items, targets)
     assert float(value) == pytest.approx(float(eager), rel=1e-5)
     for p, grad in zip(model.parameters(), expected):
-        torch.testing.assert_close(p.grad, grad, rtol=1e-5, atol=1e-7)
+        assert p.grad.is_sparse == grad.is_sparse
+        if grad.is_sparse:  # the same distinct rows, flagged coalesced for the optimizer
+            assert p.grad.is_coalesced() and torch.equal(p.grad.indices(), grad.indices())
+        torch.testing.assert_close(p.grad.to_dense(), grad.to_dense(), rtol=1e-5, atol=1e-7)
     if loss == "mse":  # the tally is the squared error the epoch's train_rmse sums
         scores = model(users, items).detach()
         assert float(tally) == pytest.approx(float(((scores - targets) ** 2).sum()), rel=1e-5)

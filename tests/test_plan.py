@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -87,12 +86,3 @@ def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: DistributedDataParallel's autograd
     with pytest.raises(ConfigError, match="under torchrun"):
         check_settings(config)
-
-
-def test_compile_keeps_dense_adam_on_large_tables():
-    """The lazy-adam rule for many rows would give sparse gradients, which the compiled step
-    does not write; with --compile the recipe's dense Adam stays."""
-    config = RunConfig(model="biased-mf", task="implicit", split="loo")
-    assert resolve(config, 10_000_000, n_rows=300_000).optimizer == "lazy-adam"
-    compiled = resolve(replace(config, compile=True), 10_000_000, n_rows=300_000)
-    assert compiled.optimizer == "adam" and compiled.compile is True

@@ -14,7 +14,8 @@ from deepmf.distributed import SINGLE, Shard, mean_over_shards
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
-from deepmf.models.fused import bce_grad, first_size_compiled, fusable, mse_grad
+from deepmf.models.compiled import first_size_compiled
+from deepmf.models.fused import bce_grad, fusable, mse_grad
 from deepmf.sampling import NegativeSampler
 
 

@@ -221,13 +221,10 @@ def check_compile(config: RunConfig, used: set[str]) -> None:
     if "compile" not in used:
         raise ConfigError(f"--compile does not apply to model {config.model} (mf, biased-mf and "
                           "gmf have compiled steps; the others train by autograd)")
-    if config.loss == "bpr" or config.optimizer == "lazy-adam" or config.device not in (
-            "auto", "cpu"):
-        what = (f"--loss {config.loss}" if config.loss == "bpr" else
-                f"--optimizer {config.optimizer}" if config.optimizer == "lazy-adam" else
-                f"--device {config.device}")
-        raise ConfigError(f"--compile compiles the CPU step of the mse and bce losses with "
-                          f"dense Adam-style gradients; it does not go with {what}")
+    if config.loss == "bpr" or config.device not in ("auto", "cpu"):
+        what = f"--loss {config.loss}" if config.loss == "bpr" else f"--device {config.device}"
+        raise ConfigError(f"--compile compiles the CPU step of the mse and bce losses; it "
+                          f"does not go with {what}")
     if launched():
         raise ConfigError("--compile compiles the one-process step; under torchrun the "
                           "steps go through DistributedDataParallel's autograd")
@@ -248,8 +245,7 @@ def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
     """``config`` with every used setting filled in: user's value, else recipe, else global
     (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg,
-                      n_rows=None if config.compile else n_rows, notes=notes)
+                      n_train=n_train, num_neg=config.num_neg, n_rows=n_rows, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:  # the model's options: recipe, else the constructor's default

@@ -12,7 +12,9 @@ The batch is processed in parts of about ``PART_ELEMENTS`` looked-up values, so 
 part's rows and their gradients stay in the core's cache between the lookup, the dot
 product and the scatter (at 128 factors and 16,384 pairs a step takes 23 ms in parts of
 2,048 pairs, 30 ms whole). The losses are means over pairs, so each part's share of the
-loss and of the score gradients is its own (``dloss`` is called once a part).
+loss and of the score gradients is its own (``dloss`` is called once a part). Each part's
+arithmetic is a function of its looked-up rows (``mf_part``, ``gmf_part``), which the
+compiled steps of :mod:`deepmf.models.compiled` apply to whole batches.
 """
 
 from __future__ import annotations
@@ -153,67 +155,6 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     return loss
 
 
-def mf_whole(weights: list[torch.Tensor], mean, users: torch.Tensor, items: torch.Tensor,
-             targets: torch.Tensor, loss: str, reg: float):
-    """:func:`mf_grads` over the whole batch in one part, as a pure function of the tables'
-    weights (what ``torch.compile`` fuses, see :func:`compiled_step`): the loss, the loss
-    function's tally and each table's dense gradient."""
-    n, ids = len(targets), (users, items, users, items)
-    rows = [w.index_select(0, i) for w, i in zip(weights, ids)]
-    tally = []
-
-    def dloss(scores):
-        share, d, tallied = LOSS_GRADS[loss](scores, targets, n)
-        tally.append(tallied)
-        return share, d
-
-    value, row_grads = mf_part(rows, mean, dloss, reg, n, len(weights) == 4)
-    grads = [torch.zeros_like(w).index_add_(0, i, g) for w, i, g in zip(weights, ids, row_grads)]
-    return value, tally[0], grads
-
-
-_COMPILED: dict = {}
-"""Each whole-batch function compiled once per process; ``torch.compile`` keeps a graph per
-shape of its inputs, and the Inductor's kernels are cached on disk between processes."""
-
-
-def compiled_step(whole: Callable, params: list[nn.Parameter], extra, loss: str, reg: float):
-    """A step ``(users, items, targets) -> (loss, tally)`` that runs ``whole(weights, extra,
-    users, items, targets, loss, reg)`` compiled by ``torch.compile`` and sets each
-    parameter's ``.grad`` from its dense result. The Inductor turns the lookups, the
-    arithmetic and the scatters into a few C++ loops: for ``biased-mf`` at 128 factors and
-    16,380 pairs the gradients took 6.1-6.5 ms where the eager parts take 28-30 ms (one
-    thread). Compiling costs 10-30 s the first time on this machine and a few seconds once
-    the kernels are in the Inductor's on-disk cache."""
-    if whole not in _COMPILED:
-        _COMPILED[whole] = torch.compile(whole, dynamic=False, fullgraph=True)
-    run = _COMPILED[whole]
-
-    def step(users, items, targets):
-        with torch.no_grad():
-            weights = [p.detach() for p in params]
-            value, tally, grads = run(weights, extra, users, items, targets, loss, reg)
-        for param, grad in zip(params, grads):
-            param.grad = grad
-        return value, tally
-
-    return step
-
-
-def first_size_compiled(whole: Callable | None, eager: Callable) -> Callable:
-    """A step of a batch: ``whole`` (compiled) for batches as long as the first, ``eager``
-    for the others (an epoch's shorter last batch would cost another compilation)."""
-    if whole is None:
-        return eager
-    sizes: list[int] = []
-
-    def step(batch):
-        sizes[:] = sizes or [len(batch[0])]
-        return whole(batch) if len(batch[0]) == sizes[0] else eager(batch)
-
-    return step
-
-
 def gmf_part(p: torch.Tensor, q: torch.Tensor, h: torch.Tensor, bias: torch.Tensor,
              dloss: Callable, reg: float, n: int):
     """One part of a GMF batch from its looked-up rows: its share of the loss plus ``reg`` ×
@@ -227,11 +168,6 @@ def gmf_part(p: torch.Tensor, q: torch.Tensor, h: torch.Tensor, bias: torch.Tens
         grad_p.add_(p, alpha=decay)
         grad_q.add_(q, alpha=decay)
     return loss, product, d, grad_p, grad_q
-
-
-def gmf_params(model) -> list[nn.Parameter]:
-    return [model.user_embedding.weight, model.item_embedding.weight, model.head.weight,
-            model.head.bias]
 
 
 def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
@@ -256,24 +192,3 @@ def gmf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     grads.set()
     head.weight.grad, head.bias.grad = grad_h[None], grad_b
     return loss
-
-
-def gmf_whole(weights: list[torch.Tensor], extra, users: torch.Tensor, items: torch.Tensor,
-              targets: torch.Tensor, loss: str, reg: float):
-    """:func:`gmf_grads` over the whole batch, pure (see :func:`mf_whole`)."""
-    del extra
-    table_p, table_q, head, bias = weights
-    n, tally = len(targets), []
-
-    def dloss(scores):
-        share, d, tallied = LOSS_GRADS[loss](scores, targets, n)
-        tally.append(tallied)
-        return share, d
-
-    value, product, d, grad_p, grad_q = gmf_part(
-        table_p.index_select(0, users), table_q.index_select(0, items), head[0], bias, dloss,
-        reg, n)
-    grads = [torch.zeros_like(table_p).index_add_(0, users, grad_p),
-             torch.zeros_like(table_q).index_add_(0, items, grad_q),
-             torch.mv(product.T, d)[None], d.sum().reshape(1)]
-    return value, tally[0], grads

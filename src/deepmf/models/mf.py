@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from deepmf.models.base import Recommender
-from deepmf.models.fused import compiled_step, mf_grads, mf_tables, mf_whole
+from deepmf.models.compiled import mf_compiled
+from deepmf.models.fused import mf_grads
 from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
 
 
@@ -50,9 +51,8 @@ class MF(Recommender):
 
     def compiled_grads(self, loss, reg):
         """The same step compiled, whole batches at a time (``--compile``, see
-        :func:`deepmf.models.fused.compiled_step`)."""
-        return compiled_step(mf_whole, [t.weight for t in mf_tables(self, False)], None, loss,
-                             reg)
+        :func:`deepmf.models.compiled.compiled_step`)."""
+        return mf_compiled(self, loss, reg, biased=False)
 
     def item_vectors(self):
         return self.item_factors.weight
@@ -106,8 +106,7 @@ class BiasedMF(MF):
         return mf_grads(self, users, items, dloss, reg, biased=True)
 
     def compiled_grads(self, loss, reg):
-        return compiled_step(mf_whole, [t.weight for t in mf_tables(self, True)],
-                             self.global_mean, loss, reg)
+        return mf_compiled(self, loss, reg, biased=True)
 
 
 class DeepMF(Recommender):

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepmf.models.base import Recommender
-from deepmf.models.fused import compiled_step, gmf_grads, gmf_params, gmf_whole
+from deepmf.models.compiled import gmf_compiled
+from deepmf.models.fused import gmf_grads
 from deepmf.models.layers import (
     embedding,
     layer_sizes,
@@ -63,8 +64,8 @@ class GMF(Recommender):
 
     def compiled_grads(self, loss, reg):
         """The same step compiled, whole batches at a time (``--compile``, see
-        :func:`deepmf.models.fused.compiled_step`)."""
-        return compiled_step(gmf_whole, gmf_params(self), None, loss, reg)
+        :func:`deepmf.models.compiled.compiled_step`)."""
+        return gmf_compiled(self, loss, reg)
 
     def item_vectors(self):
         return self.item_embedding.weight
