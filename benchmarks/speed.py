@@ -14,7 +14,8 @@ Parts (``--parts``, comma-separated, default all):
   new, beside Surprise's SVD on the same folds (its defaults, 20 epochs); then the new one
   again with a CPU burner on the other core (``busy_over_quiet_wall``).
 - ``gmf``: one epoch of ``gmf`` (its NCF ml-1m recipe) in samples per second, 1 and 2
-  threads.
+  threads, and 1 thread with ``--compile``'s step (the second epoch: compiling is in the
+  first).
 - ``ncf``: time to the same quality on the NCF ml-1m files: ``neumf`` (8 factors) and
   ``biased-mf`` (its recipe; also new with ``--compile``), old and new, each for a fixed
   number of epochs with ``--select-on test`` so that every epoch's test HR@10 is in its
@@ -69,12 +70,14 @@ train = make_splits(load_dataset("ncf:deepcf/ml-1m", sys.argv[1]), "given")[0].t
 settings = recipe("gmf", "implicit", n_train=len(train))
 model = build_model("gmf", train, dim=settings.get("dim", 8))
 task = RankingTask(train, None, batch_size=settings["batch_size"], device=torch.device("cpu"),
-                   num_neg=settings["num_neg"], reg=settings.get("reg", 0.0))
+                   num_neg=settings["num_neg"], reg=settings.get("reg", 0.0),
+                   compiled=sys.argv[3] == "compiled")
 history = fit(model, task, TrainConfig(epochs=2, lr=settings["lr"], patience=0))
 seconds = history[-1]["seconds"]
 samples = len(train) * (1 + settings["num_neg"])
 print(json.dumps({"samples": samples, "epoch_seconds": round(seconds, 3),
-                  "samples_per_second": round(samples / seconds), "threads": int(sys.argv[2])}))
+                  "samples_per_second": round(samples / seconds), "threads": int(sys.argv[2]),
+                  "step": sys.argv[3]}))
 """
 
 
@@ -161,9 +164,10 @@ def _with_rmse(run: dict) -> dict:
 
 def gmf(versions: dict[str, Path], data: str) -> dict:
     result = {}
-    for threads in (1, 2):
-        run = timed([sys.executable, "-c", GMF, data, str(threads)], versions["new"])
-        result[f"threads_{threads}"] = json.loads(run["stdout"]) if run["code"] == 0 else \
+    for threads, step in ((1, "eager"), (2, "eager"), (1, "compiled")):
+        run = timed([sys.executable, "-c", GMF, data, str(threads), step], versions["new"])
+        label = f"threads_{threads}" + ("_compiled" if step == "compiled" else "")
+        result[label] = json.loads(run["stdout"]) if run["code"] == 0 else \
             {"error": run["stderr"]}
     return result
 
