@@ -17,7 +17,7 @@ Parts (``--parts``, comma-separated, default all):
   threads, and 1 thread with ``--compile``'s step (the second epoch: compiling is in the
   first).
 - ``ncf``: time to the same quality on the NCF ml-1m files: ``neumf`` (8 factors) and
-  ``biased-mf`` (its recipe; also new with ``--compile``), old and new, each for a fixed
+  ``biased-mf`` (its recipe; also new with ``--no-compile``), old and new, each for a fixed
   number of epochs with ``--select-on test`` so that every epoch's test HR@10 is in its
   history; the seconds each needs (training epochs summed) to first reach the lowest of
   their best HR@10s.
@@ -174,8 +174,9 @@ def gmf(versions: dict[str, Path], data: str) -> dict:
 
 NCF_EPOCHS = {"neumf": 10, "biased-mf": 6}
 COMPILED = ("biased-mf",)
-"""Models also timed with ``--compile`` (label ``compiled``; its first epoch includes the
-compilation, from whatever Inductor cache the machine has)."""
+"""Models whose new run compiles its steps by default at this size (its first epoch includes
+the compilation, from whatever Inductor cache the machine has), also timed with
+``--no-compile`` (label ``eager``)."""
 
 
 def ncf(versions: dict[str, Path], data: str) -> dict:
@@ -184,7 +185,7 @@ def ncf(versions: dict[str, Path], data: str) -> dict:
         curves = {}
         runs = [(label, src, []) for label, src in versions.items()]
         if model in COMPILED:
-            runs.append(("compiled", versions["new"], ["--compile"]))
+            runs.append(("eager", versions["new"], ["--no-compile"]))
         for label, src, flags in runs:
             with tempfile.TemporaryDirectory() as tmp:
                 run = timed(deepmf("train", "--model", model, "--dataset", "ncf:deepcf/ml-1m",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,3 +87,19 @@ def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: DistributedDataParallel's autograd
     with pytest.raises(ConfigError, match="under torchrun"):
         check_settings(config)
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="the default needs a C++ compiler")
+def test_compile_is_on_by_default_only_where_it_pays(monkeypatch):
+    implicit = RunConfig(model="biased-mf", task="implicit", split="given")
+    notes: dict = {}
+    big = resolve(implicit, 1_000_000, notes)  # 9M samples x 128 factors an epoch
+    assert big.compile is True and "where compiling (5-20 s) pays" in notes["compile"]
+    assert resolve(RunConfig(model="biased-mf", task="explicit", split="u1"),
+                   80_000).compile is False  # ml-100k's folds: 80,000 x 64
+    assert resolve(replace(implicit, loss="bpr"), 1_000_000).compile is False
+    assert resolve(replace(implicit, compile=False), 1_000_000).compile is False
+    assert resolve(RunConfig(model="neumf", task="implicit", split="given"),
+                   1_000_000).compile is None  # no compiled step: not its setting
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    assert resolve(implicit, 1_000_000).compile is False
