@@ -19,7 +19,7 @@ TRAIN_DEFAULTS = {
     "model": "biased-mf", "dataset": "ml-100k", "seed": "0", "device": "auto",
     "select_on": "valid", "valid_fraction": "0.05", "k": "10",
     "split": "the data's own, loo or u1", "task": "by model and data", "refit": "on",
-    "loss": "mse or bce", "out": "runs/MODEL-DATASET-SPLIT-TIME",
+    "loss": "mse or bce", "out": "runs/MODEL-DATASET-SPLIT-TIME", "compile": "where it pays",
 }
 """What ``deepmf train --help`` shows for options left unset on the command line, which
 the run resolves later (from the model's recipe or the data)."""

@@ -126,8 +126,9 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads for training (default: "
                                                      "$DEEPMF_THREADS, else 1)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                           help="mf, biased-mf, gmf: compiled CPU steps (needs "
-                                                "g++; pays on runs of minutes)"),
+                                           help="mf, biased-mf, gmf: compiled CPU steps (a C++ "
+                                                "compiler; pays on epochs of 2^28+ "
+                                                "looked-up values)"),
     select_on: Optional[str] = typer.Option(None, help="valid (default) or test (papers)"),
     refit: Optional[bool] = typer.Option(None, "--refit/--no-refit",
                                          help="explicit: retrain on train+valid"),
