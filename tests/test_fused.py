@@ -205,3 +205,30 @@ def test_only_batches_the_size_of_the_first_run_compiled():
         step((torch.zeros(size),))
     assert ran == [("compiled", 4), ("compiled", 4), ("eager", 3), ("compiled", 4)]
     assert first_size_compiled(None, len) is len  # nothing compiled: the eager step
+
+
+def test_a_failed_compilation_falls_back_to_the_same_function(monkeypatch, capsys):
+    """A compiler that cannot build the kernels costs one line, not the run."""
+    from deepmf.models import compiled
+
+    def broken(*args):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(compiled, "_COMPILED", {compiled.mf_whole: broken})
+    log = ratings()
+    model = model_for("biased-mf", log)
+    users, items = torch.tensor(log.users[:200]), torch.tensor(log.items[:200])
+    targets = torch.tensor(log.ratings[:200])
+    step = model.compiled_grads("mse", 0.05)  # keeps the broken "compiled" function
+    value, _ = step(users, items, targets)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compiling the training step failed" in err
+    assert "InvalidCxxCompiler" in err
+    fallback = [p.grad.clone() for p in model.parameters()]
+    eager = model.fused_grads(users, items, lambda s, part: LOSS_GRADS["mse"](
+        s, targets[part], 200)[:2], 0.05)
+    assert float(value) == pytest.approx(float(eager), rel=1e-5)
+    for grad, p in zip(fallback, model.parameters()):
+        torch.testing.assert_close(grad, p.grad, rtol=1e-5, atol=1e-7)
+    step(users, items, targets)  # from then on uncompiled, without another line
+    assert capsys.readouterr().err == ""

@@ -9,6 +9,7 @@ its exact numbers; the compiled one agrees to float rounding (``tests/test_fused
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import torch
@@ -106,7 +107,6 @@ def compiled_step(whole: Callable, params: list[nn.Parameter], lookups: tuple, s
     machine and a few seconds once the kernels are in the Inductor's on-disk cache."""
     if whole not in _COMPILED:
         _COMPILED[whole] = torch.compile(whole, dynamic=False, fullgraph=True)
-    run = _COMPILED[whole]
 
     def step(users, items, targets):
         ids = (users, items)
@@ -115,7 +115,8 @@ def compiled_step(whole: Callable, params: list[nn.Parameter], lookups: tuple, s
         where = tuple(distinct[k][1] if rows else None for k, rows in zip(lookups, sparse))
         with torch.no_grad():
             weights = [p.detach() for p in params]
-            value, tally, grads = run(weights, extra, users, items, targets, loss, reg, where)
+            args = (weights, extra, users, items, targets, loss, reg, where)
+            value, tally, grads = _run(whole, args)
         for param, grad, k, rows in zip(params, grads, lookups, sparse):
             if rows:
                 grad = coalesced_rows(distinct[k][0], grad[:len(distinct[k][0])], param.shape)
@@ -123,6 +124,23 @@ def compiled_step(whole: Callable, params: list[nn.Parameter], lookups: tuple, s
         return value, tally
 
     return step
+
+
+def _run(whole: Callable, args: tuple):
+    """``whole(*args)`` compiled; where compiling fails (a compiler that cannot build the
+    kernels, missing Python headers), one line says so and the process goes on with the
+    same function uncompiled (the same arithmetic, at the eager pace)."""
+    run = _COMPILED[whole]
+    if run is whole:
+        return whole(*args)
+    try:
+        return run(*args)
+    except Exception as error:  # noqa: BLE001 - any compiler failure; a real one recurs below
+        _COMPILED[whole] = whole
+        reason = " ".join(str(error).split())[:160]
+        print(f"deepmf: compiling the training step failed ({reason}); training goes on "
+              "without it (--no-compile skips the attempt)", file=sys.stderr)
+        return whole(*args)
 
 
 def first_size_compiled(whole: Callable | None, eager: Callable) -> Callable:
