@@ -103,3 +103,13 @@ def test_compile_is_on_by_default_only_where_it_pays(monkeypatch):
                    1_000_000).compile is None  # no compiled step: not its setting
     monkeypatch.setenv("CXX", "no-such-compiler")
     assert resolve(implicit, 1_000_000).compile is False
+
+
+def test_compile_is_refused_where_auto_picks_a_gpu(monkeypatch):
+    import torch
+
+    from deepmf.experiment import plan
+
+    monkeypatch.setattr(plan, "resolve_device", lambda name: torch.device("cuda"))
+    assert "--device auto picks cuda here" in plan.compile_obstacle("bce", "auto")
+    assert plan.compile_obstacle("bce", "cuda").endswith("does not go with --device cuda")

@@ -221,23 +221,31 @@ def check_compile(config: RunConfig, used: set[str]) -> None:
     if "compile" not in used:
         raise ConfigError(f"--compile does not apply to model {config.model} (mf, biased-mf and "
                           "gmf have compiled steps; the others train by autograd)")
-    if config.loss == "bpr" or config.device not in ("auto", "cpu"):
-        what = f"--loss {config.loss}" if config.loss == "bpr" else f"--device {config.device}"
-        raise ConfigError(f"--compile compiles the CPU step of the mse and bce losses; it "
-                          f"does not go with {what}")
+    reason = compile_obstacle(config.loss, config.device)
+    if reason:
+        raise ConfigError(reason)
+
+
+def compile_obstacle(loss: str | None, device: str) -> str | None:
+    """Why a compiled step cannot run in this process (one line), or None: it compiles the
+    CPU step of the mse and bce losses, in one process, with a C++ compiler (``$CXX``, else
+    g++, as the Inductor calls it) on PATH."""
+    if loss == "bpr" or device not in ("auto", "cpu"):
+        what = f"--loss {loss}" if loss == "bpr" else f"--device {device}"
+        return f"--compile compiles the CPU step of the mse and bce losses; it does not go " \
+               f"with {what}"
+    picked = resolve_device(device).type
+    if picked != "cpu":
+        return f"--compile compiles the CPU steps; --device auto picks {picked} here (add " \
+               "--device cpu, or leave --compile out)"
     if launched():
-        raise ConfigError("--compile compiles the one-process step; under torchrun the "
-                          "steps go through DistributedDataParallel's autograd")
-    compiler, found = cxx()
-    if not found:
-        raise ConfigError(f"--compile needs a C++ compiler for torch.compile; {compiler} is "
-                          "not on PATH (install g++, or set CXX)")
-
-
-def cxx() -> tuple[str, bool]:
-    """The C++ compiler the Inductor calls (``$CXX``, else g++), and whether it is there."""
+        return "--compile compiles the one-process step; under torchrun the steps go " \
+               "through DistributedDataParallel's autograd"
     compiler = os.environ.get("CXX") or "g++"
-    return compiler, shutil.which(compiler) is not None
+    if not shutil.which(compiler):
+        return f"--compile needs a C++ compiler for torch.compile; {compiler} is not on " \
+               "PATH (install g++, or set CXX)"
+    return None
 
 
 def table_rows(dataset: Dataset) -> int:
@@ -289,8 +297,7 @@ def compiles_by_default(values: dict, n_train: int, notes: dict | None) -> bool:
     negatives = values.get("num_neg") or 0 if values.get("task") == "implicit" else 0
     samples = n_train * (1 + negatives)
     work = samples * (values.get("dim") or 0)
-    if work < COMPILE_WORK or values.get("loss") not in ("mse", "bce") or launched() or \
-            not cxx()[1] or resolve_device(values.get("device", "auto")).type != "cpu":
+    if work < COMPILE_WORK or compile_obstacle(values.get("loss"), values.get("device", "auto")):
         return False
     if notes is not None:
         notes["compile"] = (f"on: an epoch looks up {work:,} values ({samples:,} samples x "

@@ -48,11 +48,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
     plan = make_plan(config)
     check_pretrain(plan.config)
     torch.set_num_threads(plan.config.threads)
-    device = resolve_device(plan.config.device)
-    if plan.config.compile and device.type != "cpu":
-        raise ConfigError(f"--compile compiles the CPU steps; this run is on {device.type} "
-                          "(add --device cpu, or leave --compile out)")
-    shard = distributed.setup(device)
+    shard = distributed.setup(resolve_device(plan.config.device))
     try:
         if resume is None:
             run = RunDir(distributed.share(
