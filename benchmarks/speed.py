@@ -173,7 +173,7 @@ def gmf(versions: dict[str, Path], data: str) -> dict:
 
 
 NCF_EPOCHS = {"neumf": 10, "biased-mf": 6}
-COMPILED = ("biased-mf",)
+COMPILED = ("biased-mf", "neumf")
 """Models whose new run compiles its steps by default at this size (its first epoch includes
 the compilation, from whatever Inductor cache the machine has), also timed with
 ``--no-compile`` (label ``eager``)."""

@@ -84,6 +84,9 @@ def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
     with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler.*no-such-compiler"):
         check_settings(config)
     monkeypatch.delenv("CXX")
+    towers = RunConfig(model="mlp", task="implicit", split="given", compile=True, dropout=0.1)
+    with pytest.raises(ConfigError, match="towers without dropout"):
+        check_settings(towers)
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: DistributedDataParallel's autograd
     with pytest.raises(ConfigError, match="under torchrun"):
         check_settings(config)
@@ -99,7 +102,13 @@ def test_compile_is_on_by_default_only_where_it_pays(monkeypatch):
                    80_000).compile is False  # ml-100k's folds: 80,000 x 64
     assert resolve(replace(implicit, loss="bpr"), 1_000_000).compile is False
     assert resolve(replace(implicit, compile=False), 1_000_000).compile is False
-    assert resolve(RunConfig(model="neumf", task="implicit", split="given"),
+    neumf = RunConfig(model="neumf", task="implicit", split="given")
+    assert resolve(neumf, 1_000_000).compile is True  # 5M samples x (64 + 8) per pair
+    assert resolve(neumf, 100_000).compile is False
+    mlp = RunConfig(model="mlp", task="implicit", split="given", dim=16)  # 5M x 128
+    assert resolve(mlp, 1_000_000).compile is True
+    assert resolve(replace(mlp, dropout=0.1), 1_000_000).compile is False
+    assert resolve(RunConfig(model="dmf", task="implicit", split="given"),
                    1_000_000).compile is None  # no compiled step: not its setting
     monkeypatch.setenv("CXX", "no-such-compiler")
     assert resolve(implicit, 1_000_000).compile is False

@@ -109,7 +109,7 @@ class RatingTask:
         """A function of a batch that returns its loss with every gradient set, without
         autograd, where the model has such a step (:mod:`deepmf.models.fused`); else None."""
         grads = getattr(model, "fused_grads", None)
-        if grads is None or not fusable(model, self.users):
+        if grads is None or not fusable(model, self.users, self.compiled):
             return None
 
         def step(batch):
@@ -285,7 +285,8 @@ class RankingTask:
         """A function of a batch that returns its BCE loss with every gradient set, without
         autograd, where the model has such a step (:mod:`deepmf.models.fused`); else None."""
         grads = getattr(model, "fused_grads", None)
-        if grads is None or self.loss_name != "bce" or not fusable(model, self.users):
+        if grads is None or self.loss_name != "bce" or not fusable(model, self.users,
+                                                                   self.compiled):
             return None
 
         def step(batch):

@@ -126,7 +126,8 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads for training (default: "
                                                      "$DEEPMF_THREADS, else 1)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                           help="mf, biased-mf, gmf: compiled CPU steps (a C++ "
+                                           help="mf, biased-mf, gmf, mlp, neumf: compiled CPU "
+                                                "steps (a C++ "
                                                 "compiler; pays on epochs of 2^28+ "
                                                 "looked-up values)"),
     select_on: Optional[str] = typer.Option(None, help="valid (default) or test (papers)"),

@@ -70,9 +70,9 @@ class RunConfig:
     threads: int | None = None
     """CPU threads for training; None: ``$DEEPMF_THREADS``, else 1 (see :mod:`deepmf.device`)."""
     compile: bool | None = None
-    """mf, biased-mf, gmf: their CPU steps compiled by ``torch.compile`` (a C++ compiler needed;
-    5-20 s of compiling). None: on where it pays (:func:`deepmf.experiment.plan.
-    compiles_by_default`)."""
+    """mf, biased-mf, gmf, mlp, neumf: their CPU steps compiled by ``torch.compile`` (a C++
+    compiler needed; 5-20 s of compiling). None: on where it pays
+    (:func:`deepmf.experiment.plan.compiles_by_default`)."""
     loss: str | None = None
     """mse for explicit; bce or bpr for implicit (default bce)."""
     # protocol

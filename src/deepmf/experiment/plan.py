@@ -219,8 +219,12 @@ def check_settings(config: RunConfig) -> None:
 def check_compile(config: RunConfig, used: set[str]) -> None:
     """``--compile`` where a compiled step exists and a C++ compiler to build it."""
     if "compile" not in used:
-        raise ConfigError(f"--compile does not apply to model {config.model} (mf, biased-mf and "
-                          "gmf have compiled steps; the others train by autograd)")
+        raise ConfigError(f"--compile does not apply to model {config.model} (mf, biased-mf, "
+                          "gmf, mlp and neumf have compiled steps; the others train by "
+                          "autograd)")
+    if config.dropout:
+        raise ConfigError("--compile writes out the steps of towers without dropout; leave "
+                          "--compile out or set --dropout 0")
     reason = compile_obstacle(config.loss, config.device)
     if reason:
         raise ConfigError(reason)
@@ -296,13 +300,16 @@ def compiles_by_default(values: dict, n_train: int, notes: dict | None) -> bool:
     (``COMPILE_WORK``), on the CPU, in one process, with a C++ compiler at hand."""
     negatives = values.get("num_neg") or 0 if values.get("task") == "implicit" else 0
     samples = n_train * (1 + negatives)
-    work = samples * (values.get("dim") or 0)
-    if work < COMPILE_WORK or compile_obstacle(values.get("loss"), values.get("device", "auto")):
+    width = getattr(model_class(values["model"]), "compile_width", None)
+    width = width(values) if width else values.get("dim") or 0
+    work = samples * width
+    if work < COMPILE_WORK or values.get("dropout") or \
+            compile_obstacle(values.get("loss"), values.get("device", "auto")):
         return False
     if notes is not None:
         notes["compile"] = (f"on: an epoch looks up {work:,} values ({samples:,} samples x "
-                            f"{values.get('dim')} factors), over {COMPILE_WORK:,}, where "
-                            "compiling (5-20 s) pays; --no-compile keeps the eager steps")
+                            f"{width} per pair), over {COMPILE_WORK:,}, where compiling "
+                            "(5-20 s) pays; --no-compile keeps the eager steps")
     return True
 
 

@@ -55,10 +55,15 @@ LOSS_GRADS = {"mse": mse_grad, "bce": bce_grad}
 d scores, tally)``."""
 
 
-def fusable(model: nn.Module, users: torch.Tensor) -> bool:
+def fusable(model: nn.Module, users: torch.Tensor, compiled: bool = False) -> bool:
     """Whether the fused step applies: CPU tensors (CUDA keeps autograd's deterministic
-    embedding backward) and every parameter trainable (the step writes them all)."""
-    return not users.is_cuda and all(p.requires_grad for p in model.parameters())
+    embedding backward), a step that runs uncompiled too (a model whose ``eager_fused`` is
+    False trains by autograd unless compiled), and the model's ``fused_ready()`` where it
+    has one, else every parameter trainable (the step writes them all)."""
+    if users.is_cuda or not (compiled or getattr(model, "eager_fused", True)):
+        return False
+    ready = getattr(model, "fused_ready", None)
+    return ready() if ready is not None else all(p.requires_grad for p in model.parameters())
 
 
 class RowGrads:

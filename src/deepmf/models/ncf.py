@@ -20,6 +20,7 @@ from deepmf.models.layers import (
     row_norms,
     tower_scores,
 )
+from deepmf.models.towers import TowerStep
 
 
 class GMF(Recommender):
@@ -76,7 +77,7 @@ def default_layers(dim: int) -> tuple[int, ...]:
     return (8 * dim, 4 * dim, 2 * dim, dim)
 
 
-class MLP(Recommender):
+class MLP(TowerStep, Recommender):
     """The NCF multi-layer perceptron: ``ŷ = σ(hᵀ φ([p_u ; q_i]) + b)``.
 
     Each side is embedded in ``layers[0] / 2`` dimensions; the concatenation runs through
@@ -137,7 +138,7 @@ class MLP(Recommender):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
 
 
-class NeuMF(Recommender):
+class NeuMF(TowerStep, Recommender):
     """NeuMF: a GMF and an MLP side by side, their last layers concatenated into one head.
 
     ``ŷ = σ(hᵀ [p_u^G ⊙ q_i^G ; φ(p_u^M, q_i^M)] + b)``. Build it from trained parts with
@@ -196,6 +197,10 @@ class NeuMF(Recommender):
         p, q = self.gmf.user_embedding(users), self.gmf.item_embedding(items)
         x = torch.cat([p * q, self.mlp.features(users, items)], -1)
         return self.head(x)[:, 0], row_norms(p, q) + self.mlp.penalty(users, items)
+
+    @staticmethod
+    def compile_width(options: dict) -> int:
+        return MLP.compile_width(options) + (options.get("dim") or 8)  # and GMF's factors
 
     def item_vectors(self):
         return self.gmf.item_embedding.weight
