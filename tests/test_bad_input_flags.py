@@ -4,6 +4,8 @@ below its range, zero and absurdly large; unknown names; ``--pretrain``, ``--con
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from helpers import refused, tiny_ratings, write_log
 
@@ -107,6 +109,20 @@ def test_pretrain_from_two_gmf_runs(gmf_run, log, tmp_path, capsys):
                      f"{gmf_run},{gmf_run}", "--out", out],
             f"--pretrain: {gmf_run} is a gmf run; neumf is built from a gmf run then a mlp run",
             out=out)
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="--compile needs a C++ compiler first")
+def test_compiled_fine_tuning_refuses_a_part_with_dropout(gmf_run, log, tmp_path, capsys):
+    from deepmf.cli import main
+
+    mlp = tmp_path / "mlp"
+    assert main(["train", "--model", "mlp", "--dataset", str(log), "--epochs", "1",
+                 "--dropout", "0.2", "--quiet", "--out", str(mlp)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    refused(capsys, ["train", "--model", "neumf", "--dataset", log, "--pretrain",
+                     f"{gmf_run},{mlp}", "--compile", "--out", out],
+            f"{mlp} trained with dropout 0.2", out=out)
 
 
 @pytest.mark.parametrize(("pretrain", "needles"), [

@@ -129,10 +129,14 @@ def check_pretrain(config: RunConfig) -> None:
     if len(runs) != len(wanted) or not all(runs):
         raise ConfigError(f"--pretrain takes {len(wanted)} runs for {config.model}: {order}")
     for run, name in zip(runs, wanted):
-        got = RunDir(run).load_config().model
-        if got != name:
-            raise ConfigError(f"--pretrain: {run} is a {got} run; {config.model} is built "
-                              f"from {order}")
+        part = RunDir(run).load_config()
+        if part.model != name:
+            raise ConfigError(f"--pretrain: {run} is a {part.model} run; {config.model} is "
+                              f"built from {order}")
+        if config.compile and part.dropout:
+            raise ConfigError(f"--compile writes out the steps of towers without dropout; "
+                              f"{run} trained with dropout {part.dropout} (leave --compile "
+                              "out)")
 
 
 class LearnsSomething(Callback):

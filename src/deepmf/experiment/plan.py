@@ -297,13 +297,14 @@ measurable (README, "--compile")."""
 
 def compiles_by_default(values: dict, n_train: int, notes: dict | None) -> bool:
     """``--compile``'s default: on where a compiled step exists and pays for its compiling
-    (``COMPILE_WORK``), on the CPU, in one process, with a C++ compiler at hand."""
+    (``COMPILE_WORK``), on the CPU, in one process, with a C++ compiler at hand; off for
+    towers with dropout and for fine-tuning from parts (a few epochs; parts may have it)."""
     negatives = values.get("num_neg") or 0 if values.get("task") == "implicit" else 0
     samples = n_train * (1 + negatives)
     width = getattr(model_class(values["model"]), "compile_width", None)
     width = width(values) if width else values.get("dim") or 0
     work = samples * width
-    if work < COMPILE_WORK or values.get("dropout") or \
+    if work < COMPILE_WORK or values.get("dropout") or values.get("pretrain") or \
             compile_obstacle(values.get("loss"), values.get("device", "auto")):
         return False
     if notes is not None:
