@@ -7,12 +7,13 @@ SIZES are interaction counts (default 1000000,5000000,20000000), MODELS registry
 27,000 items; users scale with the size, items with its square root), long-tailed item
 popularity, varied user activity and a planted taste structure (`synthetic:`). Every
 (size, model) runs in a fresh process, which trains one epoch with the model's implicit
-recipe (no validation) and ranks every item for every user who has a held-out item
-(leave-one-out), and reports seconds, samples per second and its peak RSS. Prints JSON
-with the ratios of each size's costs to the smallest one's. ``--optimizer lazy-adam``
-trains with row-sparse Adam instead of the recipe's dense Adam; ``--compile`` with the
-compiled steps of ``train --compile`` (compiled first on a copy of the model, and timed
-apart as ``compile_seconds``).
+recipe for those tables (as the CLI picks it: `neumf`'s batch grows with the users and
+items past ``recipes.GROW_ROWS``; no validation) and ranks every item for every user who
+has a held-out item (leave-one-out), and reports seconds, samples per second and its peak
+RSS. Prints JSON with the ratios of each size's costs to the smallest one's.
+``--optimizer lazy-adam`` trains with row-sparse Adam instead of the recipe's dense Adam;
+``--compile`` with the compiled steps of ``train --compile`` (compiled first on a copy of
+the model, and timed apart as ``compile_seconds``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
     data = synthetic(users, items, size, seed=0).interactions
     train, test = leave_one_out(data)
     generated = time.perf_counter() - start
-    settings = recipe(name, "implicit", n_train=len(train))
+    settings = recipe(name, "implicit", n_train=len(train), n_rows=users + items)
     options = {k: v for k, v in settings.items() if k in ("dim",)}
     model = build_model(name, train, **options).to(device)
     task = RankingTask(train, None, batch_size=settings.get("batch_size", 1),
@@ -117,7 +118,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--compile", action="store_true",
-                        help="mf, biased-mf, gmf: their compiled steps (train --compile)")
+                        help="their compiled steps (train --compile)")
     return parser.parse_args()
 
 

@@ -38,3 +38,28 @@ def test_wide_tables_train_with_lazy_adam_and_say_why():
     assert make_plan(RunConfig(model="neumf", dataset=WIDE)).config.optimizer == "adam"
     solver = make_plan(RunConfig(model="ials", dataset=WIDE))  # no optimizer to choose
     assert solver.config.optimizer is None and "optimizer" not in solver.notes
+
+
+def test_large_tables_grow_the_batch_of_dense_adam_models_and_say_why():
+    from deepmf.experiment.recipes import recipe
+
+    # ml-20m's shape (the synthetic 20M log: 165,000 users and items): 16,384 -> 262,144
+    grown = recipe("neumf", "implicit", n_train=19_862_000, n_rows=165_000)
+    assert grown["batch_size"] == 262_144 and grown["lr"] == 0.06  # 0.015 x sqrt(16)
+    ml_1m = recipe("neumf", "implicit", n_train=994_169, n_rows=9_746)
+    assert ml_1m == recipe("neumf", "implicit", n_train=994_169)  # as tuned
+    few = recipe("neumf", "implicit", n_train=150_000, n_rows=110_000)  # 64+ steps kept
+    assert few == recipe("neumf", "implicit", n_train=150_000)
+    assert recipe("gmf", "implicit", n_train=19_862_000, n_rows=165_000)["batch_size"] == 16384
+    assert recipe("mlp", "implicit", n_train=19_862_000, n_rows=165_000)["batch_size"] == 4096
+    assert recipe("neumf", "implicit", n_train=19_862_000, n_rows=165_000,
+                  batch_size=16384)["lr"] == 0.015  # the user's batch: the recipe's rate
+    plan = make_plan(RunConfig(model="neumf", dataset=LARGE))
+    assert plan.config.batch_size == 65536 and plan.config.lr == 0.03
+    assert "doubled up to the 40,000 users and items" in plan.notes["batch_size"]
+    assert "x sqrt(4)" in plan.notes["lr"]
+    mine = make_plan(RunConfig(model="neumf", dataset=LARGE, batch_size=8192))
+    assert (mine.config.batch_size, mine.config.lr) == (8192, 0.015)
+
+
+LARGE = "synthetic:users=30000,items=10000,interactions=2000000"

@@ -263,7 +263,8 @@ def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
     """``config`` with every used setting filled in: user's value, else recipe, else global
     (``notes``: why a rule of the log changed a recipe's value, see ``recipe``)."""
     defaults = recipe(config.model, config.task, pretrain=bool(config.pretrain),
-                      n_train=n_train, num_neg=config.num_neg, n_rows=n_rows, notes=notes)
+                      n_train=n_train, num_neg=config.num_neg, n_rows=n_rows,
+                      batch_size=config.batch_size, notes=notes)
     used = used_settings(config)
     values = {}
     if not config.pretrain:  # the model's options: recipe, else the constructor's default
