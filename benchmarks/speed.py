@@ -17,10 +17,10 @@ Parts (``--parts``, comma-separated, default all):
   threads, and 1 thread with ``--compile``'s step (the second epoch: compiling is in the
   first).
 - ``ncf``: time to the same quality on the NCF ml-1m files: ``neumf`` (8 factors) and
-  ``biased-mf`` (its recipe; also new with ``--no-compile``), old and new, each for a fixed
-  number of epochs with ``--select-on test`` so that every epoch's test HR@10 is in its
-  history; the seconds each needs (training epochs summed) to first reach the lowest of
-  their best HR@10s.
+  ``biased-mf`` (its recipe), old and new (each also new with ``--no-compile``: both
+  compile by default at this size), each for a fixed number of epochs with
+  ``--select-on test`` so that every epoch's test HR@10 is in its history; the seconds
+  each needs (training epochs summed) to first reach the lowest of their best HR@10s.
 
 Prints JSON.
 """
