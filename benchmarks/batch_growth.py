@@ -1,6 +1,6 @@
 """Large tables, larger batches: the recipe's batch against the batch grown to the tables' rows.
 
-    .venv/bin/python benchmarks/batch_growth.py [SIZES] [MODEL] [--epochs E] [--users U]
+    .venv/bin/python -m benchmarks.batch_growth [SIZES] [MODEL] [--epochs E] [--users U]
 
 For each synthetic log (``SIZES``, default 5000000,20000000; the shapes of
 ``benchmarks/scale.py``) the model (default neumf) trains ``E`` epochs (default 2) twice,
@@ -19,6 +19,8 @@ import json
 import subprocess
 import sys
 import time
+
+from benchmarks._common import ROOT
 
 
 def one(size: int, name: str, batch: int, lr: float, epochs: int, users: int) -> list[dict]:
@@ -72,7 +74,7 @@ def main(sizes: list[int], name: str, epochs: int, users: int) -> None:
             args = [str(size), name, str(settings["batch_size"]), str(settings["lr"]),
                     str(epochs), str(users)]
             child = subprocess.run([sys.executable, "-m", "benchmarks.batch_growth", "--one",
-                                    *args], capture_output=True, text=True)
+                                    *args], capture_output=True, text=True, cwd=ROOT)
             row = {"size": size, "rows": n_users + n_items, "run": label,
                    "batch_size": settings["batch_size"], "lr": settings["lr"]}
             row.update({"error": child.stderr[-500:]} if child.returncode else
