@@ -137,6 +137,12 @@ class MLP(TowerStep, Recommender):
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
 
+    @staticmethod
+    def compile_width(options: dict) -> int:
+        """Values a pair looks up and transforms in the first layer (the plan's rule for
+        compiling by default): the width of ``[p_u ; q_i]``."""
+        return (options.get("layers") or default_layers(options.get("dim") or 8))[0]
+
 
 class NeuMF(TowerStep, Recommender):
     """NeuMF: a GMF and an MLP side by side, their last layers concatenated into one head.

@@ -185,10 +185,3 @@ class TowerStep:
 
     def compiled_grads(self, loss, reg):
         return tower_compiled(self, loss, reg)
-
-    @staticmethod
-    def compile_width(options: dict) -> int:
-        """Values a pair looks up and transforms in the first layer (the plan's rule for
-        compiling by default): the width of ``[p_u ; q_i]``."""
-        dim = options.get("dim") or 8
-        return (options.get("layers") or (8 * dim,))[0]
