@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -261,11 +262,13 @@ def test_synthetic_has_popular_items():
     assert counts[:10].sum() > 5 * counts[-500:].sum() / 50  # head far above the tail
 
 
-@pytest.mark.parametrize("spec", ["synthetic:users=5,items=5", "synthetic:users=x,items=1,"
-                                  "interactions=1", "synthetic:users=1,items=1,interactions=1,"
-                                  "colour=red"])
-def test_synthetic_bad_spec(spec):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("spec, says", [
+    ("synthetic:users=5,items=5", "needs interactions (e.g. synthetic:users=1000,items=500,"),
+    ("synthetic:users=x,items=1,interactions=1", "users needs a whole number, not 'x'"),
+    ("synthetic:users=1,items=1,interactions=1,colour=red", "bad synthetic option 'colour=red'"),
+])
+def test_synthetic_bad_spec(spec, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
         load_dataset(spec)
 
 

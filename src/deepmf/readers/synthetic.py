@@ -29,7 +29,8 @@ def parse_synthetic(spec: str) -> dict:
                 from None
     missing = [k for k in ("users", "items", "interactions") if k not in options]
     if missing:
-        raise ConfigError(f"synthetic dataset needs {', '.join(missing)} (e.g. users=100)")
+        raise ConfigError(f"synthetic dataset needs {', '.join(missing)} (e.g. "
+                          "synthetic:users=1000,items=500,interactions=20000)")
     if "ratings" in options:
         flag = options["ratings"].lower()
         if flag not in ("true", "false", "1", "0", "yes", "no"):
