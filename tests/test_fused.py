@@ -232,3 +232,35 @@ def test_a_failed_compilation_falls_back_to_the_same_function(monkeypatch, capsy
         torch.testing.assert_close(grad, p.grad, rtol=1e-5, atol=1e-7)
     step(users, items, targets)  # from then on uncompiled, without another line
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("capability,user,expected", [
+    ("AVX512", None, [True, None]),  # the compiling call only
+    ("AVX2", None, [True, None]),
+    ("DEFAULT", None, [None, None]),  # ATen runs no vector ISA: the Inductor checks
+    ("AVX512", False, [False, False]),  # TORCHINDUCTOR_VEC_ISA_OK=0: the user's choice
+])
+def test_the_compiling_call_trusts_the_vector_isa_aten_runs(monkeypatch, capability, user,
+                                                             expected):
+    """The Inductor checks each vector ISA by loading a test library in a fresh Python
+    (a second a process); the call that compiles skips that where ATen's own kernels
+    already run those instructions, and the setting is back as it was afterwards."""
+    import platform
+    import sys
+
+    from torch._inductor import config
+
+    from deepmf.models import compiled
+
+    seen = []
+    monkeypatch.setattr(compiled, "_COMPILED", {
+        compiled.mf_whole: lambda *args: seen.append(config.cpp.vec_isa_ok)})
+    monkeypatch.setattr(compiled, "_RAN", set())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    with config.patch({"cpp.vec_isa_ok": user}):
+        compiled._run(compiled.mf_whole, ())
+        compiled._run(compiled.mf_whole, ())
+        assert config.cpp.vec_isa_ok is user
+    assert seen == expected
