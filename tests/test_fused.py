@@ -264,3 +264,34 @@ def test_the_compiling_call_trusts_the_vector_isa_aten_runs(monkeypatch, capabil
         compiled._run(compiled.mf_whole, ())
         assert config.cpp.vec_isa_ok is user
     assert seen == expected
+
+
+def test_a_compile_failing_with_the_trusted_isa_is_tried_with_the_inductors_checks(
+        monkeypatch, capsys):
+    """A compiler too old for the instructions ATen runs fails the trusted compile; the
+    Inductor's own checks then pick narrower ones, and the step stays compiled."""
+    import platform
+    import sys
+
+    from torch._inductor import config
+
+    from deepmf.models import compiled
+
+    calls = []
+
+    def fake(*args):
+        calls.append(config.cpp.vec_isa_ok)
+        if config.cpp.vec_isa_ok:
+            raise RuntimeError("g++: error: unrecognized command-line option '-mavx512vnni'")
+        return "compiled"
+
+    monkeypatch.setattr(compiled, "_COMPILED", {compiled.mf_whole: fake})
+    monkeypatch.setattr(compiled, "_RAN", set())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    with config.patch({"cpp.vec_isa_ok": None}):
+        assert compiled._run(compiled.mf_whole, ()) == "compiled"
+        assert compiled._run(compiled.mf_whole, ()) == "compiled"
+    assert calls == [True, None, None]
+    assert capsys.readouterr().err == ""

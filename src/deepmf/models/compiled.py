@@ -134,12 +134,11 @@ def _run(whole: Callable, args: tuple):
     if run is whole:
         return whole(*args)
     try:
-        if whole not in _RAN:  # the call that compiles
-            with _vector_isa_trusted():
-                value = run(*args)
-            _RAN.add(whole)
-            return value
-        return run(*args)
+        if whole in _RAN:
+            return run(*args)
+        value = _compiling_call(run, args)
+        _RAN.add(whole)
+        return value
     except Exception as error:  # noqa: BLE001 - any compiler failure; a real one recurs below
         _COMPILED[whole] = whole
         reason = " ".join(str(error).split())[:160]
@@ -152,15 +151,29 @@ _RAN: set = set()
 """The whole-batch functions whose compiled form has run once in this process."""
 
 
-def _vector_isa_trusted():
+def _compiling_call(run: Callable, args: tuple):
+    """The first call, which compiles: the Inductor trusting the vector instructions ATen
+    runs (:func:`_trusted_isa`) where that applies, and where a compile so trusted fails
+    (a compiler too old for those instructions), once more with the Inductor's own checks,
+    which fall back to narrower instructions."""
+    trusted = _trusted_isa()
+    if trusted is None:
+        return run(*args)
+    try:
+        with trusted:
+            return run(*args)
+    except Exception:  # noqa: BLE001 - retried below without the trust; a real one recurs
+        return run(*args)
+
+
+def _trusted_isa():
     """A context in which the Inductor takes the vector instructions it finds in the CPU's
     flags as usable, where they are the ones ATen's own kernels already run in this
     process (AVX2 or AVX-512 on x86-64 Linux) and the user has not set
-    ``TORCHINDUCTOR_VEC_ISA_OK``. Otherwise it checks each candidate by loading a test
-    library in a fresh Python process, four of them on this machine: 1.0-1.2 s of every
-    compiling process, about half of compiling from a warm cache. A compiler that cannot
-    build for those instructions fails the compile, which ``_run`` survives."""
-    import contextlib
+    ``TORCHINDUCTOR_VEC_ISA_OK``; None elsewhere. Left to itself the Inductor checks each
+    candidate by loading a test library in a fresh Python process, four of them on this
+    machine: 1.0-1.2 s of every compiling process, about half of compiling from a warm
+    cache."""
     import platform
 
     from torch._inductor import config
@@ -168,7 +181,7 @@ def _vector_isa_trusted():
     trusted = sys.platform == "linux" and platform.machine() == "x86_64" and \
         torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     if not trusted or config.cpp.vec_isa_ok is not None:
-        return contextlib.nullcontext()
+        return None
     return config.patch({"cpp.vec_isa_ok": True})
 
 
