@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepmf.data import Dataset, Interactions, Vocabulary, gather_rows
 from deepmf.errors import DataError
@@ -15,6 +18,28 @@ def test_vocabulary_sorts_and_encodes():
     assert vocab.to_list() == [10, 20, 30]
     assert codes.tolist() == [2, 0, 2, 1]
     assert vocab.raw([2, 0]).tolist() == [30, 10]
+
+
+@pytest.mark.parametrize("values, ids, codes", [
+    ([3, 1, 3, 0], [0, 1, 3], [2, 1, 2, 0]),  # small whole numbers: the table indexed by id
+    ([-5, 2**40, 7, 7], [-5, 7, 2**40], [0, 2, 1, 1]),  # negative or far apart: hashing
+    (["b", "a", "b"], ["a", "b"], [1, 0, 1]),
+])
+def test_vocabulary_encodes_dense_and_sparse_ids_alike(values, ids, codes):
+    vocab, encoded = Vocabulary.from_values(np.array(values))
+    assert vocab.to_list() == ids and encoded.tolist() == codes and encoded.dtype == np.int64
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(0, 50), min_size=1, max_size=40),
+       dtype=st.sampled_from(["int64", "int32", "uint16"]))
+def test_the_id_table_encodes_as_hashing_does(values, dtype):
+    array = np.array(values, dtype=dtype)
+    vocab, codes = Vocabulary.from_values(array)
+    expected_codes, expected_ids = pd.factorize(pd.Series(array), sort=True)
+    assert vocab.ids.dtype == np.asarray(expected_ids).dtype
+    assert vocab.ids.tolist() == list(expected_ids)
+    assert codes.tolist() == expected_codes.tolist()
 
 
 def test_vocabulary_lookup_accepts_text_of_integer_ids():

@@ -374,3 +374,36 @@ def test_csv_round_trip(tmp_path, rows):
                    log.ratings.tolist()))
     last = {(user, item): i for i, (user, item, _) in enumerate(rows)}  # a repeat: the last
     assert got == [rows[i] for i in sorted(last.values())]
+
+
+# One row per (user, item) pair ----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 4)),
+                     min_size=1, max_size=30), timed=st.booleans())
+def test_each_pair_keeps_its_latest_row(rows, timed):
+    """The greatest timestamp wins, a tie goes to the later row, and without timestamps
+    the last row wins; the rows kept stay in file order."""
+    from deepmf.data import Dataset, Interactions, Vocabulary
+    from deepmf.readers.load import latest_per_pair
+
+    users, items, times = (np.array(column) for column in zip(*rows))
+    position = np.arange(len(rows), dtype=np.float32)  # the rating says which row it is
+    log = Interactions(users, items, position, times if timed else None, 4, 4)
+    vocab = Vocabulary(np.arange(4))
+    kept = latest_per_pair(Dataset("toy", log, vocab, vocab)).interactions
+    latest: dict = {}
+    for row, (user, item, time) in enumerate(rows):
+        latest[user, item] = max(latest.get((user, item), (-1, -1)), (time if timed else 0, row))
+    assert kept.ratings.tolist() == sorted(row for _, row in latest.values())
+    assert kept.n_users == 4 and kept.n_items == 4
+
+
+def test_a_rating_changed_later_counts_once_as_it_ends(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,rating,timestamp\n1,10,2,300\n1,10,5,100\n2,10,4,50\n"
+                    "1,11,3,100\n1,11,1,100\n")
+    log = load_dataset(str(path)).interactions
+    assert sorted(zip(log.users.tolist(), log.items.tolist(), log.ratings.tolist())) == [
+        (0, 0, 2.0), (0, 1, 1.0), (1, 0, 4.0)]  # 1-10 latest by time, 1-11 by row

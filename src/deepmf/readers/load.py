@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from deepmf.data import Dataset, Interactions, Vocabulary
 from deepmf.errors import DataError
@@ -71,14 +70,30 @@ def _read_file(path: Path, fmt: TableFormat) -> Dataset:
 def latest_per_pair(dataset: Dataset) -> Dataset:
     """The data set with one row per (user, item) pair: its latest (greatest timestamp,
     ties to the later row; without timestamps the last in the file). So no pair can be on
-    both sides of a split, and a rating that was changed counts once, as it ends."""
+    both sides of a split, and a rating that was changed counts once, as it ends.
+
+    Repeated pairs are found by sorting the pairs' keys (NumPy's vectorized sort: 0.6 s
+    for 20M keys, where hashing them with pandas took 3.5-4 s); each one's latest row is
+    then found by maxima over its rows, without sorting them by time."""
     log = dataset.interactions
     keys = log.users * log.n_items + log.items
-    if not pd.Series(keys).duplicated().any():  # hashing, no sort: the common case is free
+    by_key = np.argsort(keys)
+    ordered = keys[by_key]
+    same = ordered[1:] == ordered[:-1]  # neighbours in key order that are one pair
+    if not same.any():  # the common case
         return dataset
-    position = np.arange(len(log))
-    order = np.lexsort((position, keys) if log.timestamps is None
-                       else (position, log.timestamps, keys))
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = keys[order][:-1] != keys[order][1:]
-    return replace(dataset, interactions=log.take(np.sort(order[last])))
+    repeated = np.zeros(len(keys), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    rows, pairs = by_key[repeated], ordered[repeated]  # the rows of repeated pairs, grouped
+    del by_key, ordered, same, repeated
+    starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
+    candidates = rows
+    if log.timestamps is not None:  # each pair's rows at its latest time
+        times = log.timestamps[rows]
+        latest = np.repeat(np.maximum.reduceat(times, starts), np.diff(np.r_[starts, len(rows)]))
+        candidates = np.where(times == latest, rows, -1)
+    keep = np.ones(len(log), dtype=bool)
+    keep[rows] = False
+    keep[np.maximum.reduceat(candidates, starts)] = True  # of those, the last in the file
+    return replace(dataset, interactions=log.take(np.flatnonzero(keep)))
