@@ -12,11 +12,12 @@ generator into a temporary ``ml-20m/`` folder:
   ratings were changed: a quarter of its rows repeat a pair).
 
 Each is loaded by name (``load_dataset("ml-20m", folder)``: parsing, ids to dense
-indices, one row per pair) in a fresh process, by this checkout and by ``--old``
-(default 8e58091, before the sort-based repeated-pair check and the id table), checked
-out into a temporary git worktree. Prints JSON: seconds and CPU of the load (imports
-apart), the process's peak RSS, rows kept and a digest of the loaded arrays, which must
-be the same for both codes.
+indices, one row per pair) and split (``loo``, ``time:0.2``) in a fresh process, by this
+checkout and by ``--old`` (default 8e58091, before the sort-free repeated-pair and split
+searches and the id table), checked out into a temporary git worktree. Prints JSON:
+seconds and CPU of the load (imports apart), seconds of each split, the process's peak
+RSS, rows kept and a digest of the loaded arrays and test sets, which must be the same
+for both codes.
 """
 
 from __future__ import annotations
@@ -37,16 +38,24 @@ LOAD = """
 import hashlib, json, resource, sys, time
 import deepmf.readers.load  # the parsers, pandas and torch: imported before the clock starts
 from deepmf.readers import load_dataset
+from deepmf.split import make_splits
 start, cpu = time.perf_counter(), time.process_time()
-log = load_dataset("ml-20m", sys.argv[1]).interactions
+dataset = load_dataset("ml-20m", sys.argv[1])
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+log = dataset.interactions
 digest = hashlib.sha256()
 for array in (log.users, log.items, log.ratings, log.timestamps):
     digest.update(array.tobytes())
-print(json.dumps({"seconds": round(seconds, 2), "cpu": round(cpu, 2),
-                  "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
-                  "rows": len(log), "users": log.n_users, "items": log.n_items,
-                  "digest": digest.hexdigest()[:16]}))
+result = {"seconds": round(seconds, 2), "cpu": round(cpu, 2), "rows": len(log),
+          "users": log.n_users, "items": log.n_items}
+for spec in ("loo", "time:0.2"):
+    start = time.perf_counter()
+    test = make_splits(dataset, spec)[0].test
+    result[f"split_{spec}_seconds"] = round(time.perf_counter() - start, 2)
+    digest.update(test.ratings.tobytes() + test.timestamps.tobytes())
+result["digest"] = digest.hexdigest()[:16]
+result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+print(json.dumps(result))
 """
 
 
