@@ -14,10 +14,11 @@ generator into a temporary ``ml-20m/`` folder:
 Each is loaded by name (``load_dataset("ml-20m", folder)``: parsing, ids to dense
 indices, one row per pair) and split (``loo``, ``time:0.2``) in a fresh process, by this
 checkout and by ``--old`` (default 8e58091, before the sort-free repeated-pair and split
-searches and the id table), checked out into a temporary git worktree. Prints JSON:
-seconds and CPU of the load (imports apart), seconds of each split, the process's peak
-RSS, rows kept and a digest of the loaded arrays and test sets, which must be the same
-for both codes.
+searches, the id table and the sort-based distinct pairs), checked out into a temporary
+git worktree. Prints JSON: seconds and CPU of the load (imports apart), seconds of each
+split and of setting up a ranking task over the log (its sorted pairs for negative
+sampling), the process's peak RSS, rows kept and a digest of the loaded arrays and test
+sets, which must be the same for both codes.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ for spec in ("loo", "time:0.2"):
     test = make_splits(dataset, spec)[0].test
     result[f"split_{spec}_seconds"] = round(time.perf_counter() - start, 2)
     digest.update(test.ratings.tobytes() + test.timestamps.tobytes())
+import torch
+from deepmf.tasks import RankingTask
+start = time.perf_counter()  # the training task's set-up: its pairs for negative sampling
+RankingTask(dataset.interactions.implicit(), None, batch_size=262144, device=torch.device("cpu"))
+result["ranking_task_seconds"] = round(time.perf_counter() - start, 2)
 result["digest"] = digest.hexdigest()[:16]
 result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
 print(json.dumps(result))

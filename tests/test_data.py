@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmf.data import Dataset, Interactions, Vocabulary, gather_rows
+from deepmf.data import Dataset, Interactions, Vocabulary, distinct, gather_rows
 from deepmf.errors import DataError
 
 
@@ -107,3 +107,13 @@ def test_restrict_users_filters_log_splits_and_negatives():
     assert kept.given["given"][1].users.tolist() == [0, 2]
     assert kept.test_negatives.tolist() == [[2], [1]]
     assert kept.n_users == 3  # id spaces unchanged
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(-3, 20), max_size=40))
+def test_distinct_gives_what_np_unique_gives(values):
+    array = np.array(values, dtype=np.int64)
+    expected, expected_counts = np.unique(array, return_counts=True)
+    assert distinct(array).tolist() == expected.tolist()
+    found, counts = distinct(array, counts=True)
+    assert found.tolist() == expected.tolist() and counts.tolist() == expected_counts.tolist()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from deepmf import metrics
-from deepmf.data import Interactions, gather_rows
+from deepmf.data import Interactions, distinct, gather_rows
 from deepmf.errors import ConfigError, DataError
 from deepmf.models.base import model_device
 
@@ -184,7 +184,7 @@ def evaluate_full(
     n_items = max(train.n_items, test.n_items)
     keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}", f"recall@{k}", f"precision@{k}")
     relevant = _relevant_keys(train, test, n_items)
-    eval_users, counts = np.unique(relevant // n_items, return_counts=True)
+    eval_users, counts = distinct(relevant // n_items, counts=True)
     if len(eval_users) == 0:
         return dict.fromkeys(keys, float("nan"))
     n_relevant = torch.from_numpy(counts.astype(np.int64))
@@ -214,7 +214,7 @@ def evaluate_full(
 
 def _relevant_keys(train: Interactions, test: Interactions, n_items: int) -> np.ndarray:
     """Sorted ``user * n_items + item`` keys of the distinct test pairs not in train."""
-    relevant = np.unique(test.users * n_items + test.items)
+    relevant = distinct(test.users * n_items + test.items)
     users, items = relevant // n_items, relevant % n_items
     return relevant[~((items < train.n_items) & train.contains(users, items))]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepmf.data import Dataset, Interactions
+from deepmf.data import Dataset, Interactions, distinct
 from deepmf.errors import ConfigError, DataError
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
@@ -195,7 +195,7 @@ def sample_users(data: Interactions, n: int, seed: int) -> np.ndarray:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"number of users to sample must be a positive integer, got {n!r}")
-    present = np.unique(data.users)
+    present = distinct(data.users)
     keep = np.zeros(data.n_users, dtype=bool)
     if n >= len(present):
         keep[present] = True
