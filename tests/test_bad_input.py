@@ -79,6 +79,8 @@ DATA_FILES = [
      ["u.data", "line 4", "item 'abc' is not an integer"]),
     ("u.data rating nan", lambda t: ml100k(t, {"u.data": spoil(2, "1\t2\tnan\t5", U_DATA)}),
      ["u.data", "line 2", "not a finite number"]),
+    ("u.data time inf", lambda t: ml100k(t, {"u.data": spoil(2, "1\t2\t3\tinf", U_DATA)}),
+     ["u.data", "line 2", "timestamp 'inf' is not an integer"]),
     ("u.data a folder", lambda t: ml100k(t, folder="u.data"), ["u.data", "not a file"]),
     ("u.data empty", lambda t: ml100k(t, {"u.data": ""}), ["u.data", "file is empty"]),
     ("u.data binary", lambda t: ml100k(t, {"u.data": bytes(range(256)) * 4}), ["u.data", "line"]),
@@ -105,6 +107,10 @@ DATA_FILES = [
         t, "ml-latest-small", "ml-latest-small", "ratings.csv",
         "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,five,964981247\n"),
      ["ratings.csv", "line 3", "rating 'five' is not a number"]),
+    ("ml-latest-small time 1e300", lambda t: named(
+        t, "ml-latest-small", "ml-latest-small", "ratings.csv",
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,1e300\n"),
+     ["ratings.csv", "line 3", "timestamp '1e300' is not an integer"]),
     # NCF leave-one-out files
     ("ncf -1 negative", lambda t: ncf(t, negative="(0,2)\t-1\n(1,0)\t2\n"),
      ["set.test.negative", "line 1", "negative item '-1'"]),
@@ -200,6 +206,7 @@ DEGENERATE = [
 ]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning is more lines on stderr
 @pytest.mark.parametrize(("build", "needles"), [c[1:] for c in DATA_FILES + DEGENERATE],
                          ids=[c[0] for c in DATA_FILES + DEGENERATE])
 def test_bad_data_is_one_line_and_leaves_nothing(build, needles, tmp_path, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -161,12 +162,14 @@ def read_fields(
         )
 
     try:
-        frame = pd.read_csv(
-            path, sep=":" if double else sep, header=None, skiprows=1 if header else 0,
-            usecols=cols, dtype={c: dtypes[labels[u]] for c, u in zip(cols, usecols)},
-            engine="c", encoding=encoding, quoting=csv.QUOTE_NONE,
-            skip_blank_lines=True,
-        )
+        with warnings.catch_warnings():  # a value like inf in an integer column: pandas
+            warnings.simplefilter("ignore", RuntimeWarning)  # warns in two lines, then fails
+            frame = pd.read_csv(
+                path, sep=":" if double else sep, header=None, skiprows=1 if header else 0,
+                usecols=cols, dtype={c: dtypes[labels[u]] for c, u in zip(cols, usecols)},
+                engine="c", encoding=encoding, quoting=csv.QUOTE_NONE,
+                skip_blank_lines=True,
+            )
     except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise fail(path, diagnose(), exc) from None
     frame.columns = list(names)
