@@ -37,8 +37,7 @@ def gather_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor,
     return torch.arange(len(shift), device=rows.device) + shift, counts
 
 
-DENSE_IDS = 4
-"""Ids below this many times their count are encoded by a table indexed by the id."""
+DENSE_IDS = 4  # ids below this many times their count: encoded by a table indexed by id
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,11 +122,24 @@ def distinct(values: np.ndarray, counts: bool = False):
     ``np.unique`` gives them: by NumPy's vectorized sort, 0.25 s for 15M int64 keys, where
     ``np.unique`` (NumPy 2, which hashes before sorting) took 25 s on this machine."""
     ordered = np.sort(values)
-    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else \
-        np.zeros(0, dtype=np.int64)
-    if not counts:
-        return ordered[first]
-    return ordered[first], np.diff(np.r_[first, len(ordered)])
+    first = np.flatnonzero(np.r_[len(ordered) > 0, ordered[1:] != ordered[:-1]])
+    return (ordered[first], np.diff(np.r_[first, len(ordered)])) if counts else ordered[first]
+
+
+def latest_rows(groups: np.ndarray, n_groups: int, order_key: np.ndarray | None,
+                rows: np.ndarray) -> np.ndarray:
+    """For each of ``n_groups`` groups, which of ``rows`` (row numbers, one per entry of
+    ``groups``) is its latest: the greatest ``order_key``, ties (and without a key, all)
+    to the greatest row number; -1 for a group without rows. Per-group maxima, without
+    sorting: 0.1 s for 15M rows, where sorting them by group, key and row took 7 s."""
+    if order_key is not None and len(groups):  # each group's rows at its greatest key
+        latest = np.full(n_groups, order_key.min(), dtype=order_key.dtype)
+        np.maximum.at(latest, groups, order_key)
+        at_latest = order_key == latest[groups]
+        groups, rows = groups[at_latest], rows[at_latest]
+    last = np.full(n_groups, -1, dtype=np.int64)
+    np.maximum.at(last, groups, rows)
+    return last
 
 
 def _as_int64(name: str, values) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepmf.data import Dataset, Interactions, distinct
+from deepmf.data import Dataset, Interactions, distinct, latest_rows
 from deepmf.errors import ConfigError, DataError
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
@@ -59,19 +59,11 @@ def _divide(data: Interactions, test_rows: np.ndarray) -> tuple[Interactions, In
 
 def _last_row_per_user(data: Interactions, order_key: np.ndarray | None) -> np.ndarray:
     """Row index of each user's last row under ``order_key`` (then log position), in user
-    order, found by per-user maxima without sorting the log (0.1 s for 15M rows, where
-    sorting them by user, key and position took 7 s).
+    order (:func:`deepmf.data.latest_rows`).
 
     Only users with at least two rows are returned, so nobody loses their only row.
     """
-    users, position = data.users, np.arange(len(data))
-    if order_key is not None and len(data):  # each user's rows at their greatest key
-        latest = np.full(data.n_users, order_key.min(), dtype=order_key.dtype)
-        np.maximum.at(latest, users, order_key)
-        at_latest = order_key == latest[users]
-        users, position = users[at_latest], position[at_latest]
-    last = np.full(data.n_users, -1, dtype=np.int64)
-    np.maximum.at(last, users, position)  # of those, the last in the log
+    last = latest_rows(data.users, data.n_users, order_key, np.arange(len(data)))
     last = last[last >= 0]
     return last[data.user_counts[data.users[last]] >= 2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmf.data import Dataset, Interactions, Vocabulary
+from deepmf.data import Dataset, Interactions, Vocabulary, latest_rows
 from deepmf.errors import DataError
 from deepmf.readers import LOG_SUFFIXES, _find_ncf, _places, cache_dir, data_dirs, find_movielens
 from deepmf.readers.download import ensure_release
@@ -73,8 +73,8 @@ def latest_per_pair(dataset: Dataset) -> Dataset:
     both sides of a split, and a rating that was changed counts once, as it ends.
 
     Repeated pairs are found by sorting the pairs' keys (NumPy's vectorized sort: 0.6 s
-    for 20M keys, where hashing them with pandas took 3.5-4 s); each one's latest row is
-    then found by maxima over its rows, without sorting them by time."""
+    for 20M keys, where hashing them with pandas took 3.5-4 s); each one's latest row by
+    per-pair maxima (:func:`deepmf.data.latest_rows`), without sorting them by time."""
     log = dataset.interactions
     keys = log.users * log.n_items + log.items
     by_key = np.argsort(keys)
@@ -87,13 +87,9 @@ def latest_per_pair(dataset: Dataset) -> Dataset:
     repeated[:-1] |= same
     rows, pairs = by_key[repeated], ordered[repeated]  # the rows of repeated pairs, grouped
     del by_key, ordered, same, repeated
-    starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
-    candidates = rows
-    if log.timestamps is not None:  # each pair's rows at its latest time
-        times = log.timestamps[rows]
-        latest = np.repeat(np.maximum.reduceat(times, starts), np.diff(np.r_[starts, len(rows)]))
-        candidates = np.where(times == latest, rows, -1)
+    group = np.cumsum(np.r_[True, pairs[1:] != pairs[:-1]]) - 1
+    times = None if log.timestamps is None else log.timestamps[rows]
     keep = np.ones(len(log), dtype=bool)
     keep[rows] = False
-    keep[np.maximum.reduceat(candidates, starts)] = True  # of those, the last in the file
+    keep[latest_rows(group, int(group[-1]) + 1, times, rows)] = True
     return replace(dataset, interactions=log.take(np.flatnonzero(keep)))
