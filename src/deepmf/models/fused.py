@@ -19,6 +19,8 @@ compiled steps of :mod:`deepmf.models.compiled` apply to whole batches.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 
 import torch
@@ -105,7 +107,8 @@ def squares(*rows: torch.Tensor) -> torch.Tensor:
     find each element's row by a division, which took half the compiled step."""
     if torch.compiler.is_compiling():
         return sum(torch.linalg.vecdot(r, r).sum() for r in rows)
-    return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows)
+    flat = [r.view(-1) for r in rows]  # looked-up rows: contiguous
+    return functools.reduce(operator.add, (torch.dot(r, r) for r in flat))
 
 
 def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
@@ -113,8 +116,10 @@ def dot_grads(p: torch.Tensor, q: torch.Tensor, d: torch.Tensor,
     """Gradients of ``Σ_b d_b (p_b · q_b) + decay/2 Σ (|p_b|² + |q_b|²)`` with respect to the
     rows ``p`` and ``q``: ``d q + decay p`` and ``d p + decay q`` (``[B, k]`` each)."""
     column = d[:, None]
-    grad_q = torch.addcmul(q * decay, column, p) if decay else column * p
-    grad_p = torch.addcmul(p * decay, column, q) if decay else column * q
+    grad_q, grad_p = p * column, q * column  # two passes each, not addcmul's three
+    if decay:
+        grad_q.add_(q, alpha=decay)
+        grad_p.add_(p, alpha=decay)
     return grad_p, grad_q
 
 
@@ -124,8 +129,8 @@ def mf_part(rows: list[torch.Tensor], mean, dloss: Callable, reg: float, n: int,
     loss plus ``reg`` × the penalty, and each row's gradient. ``dloss(scores)``: the part's
     loss share and score gradients."""
     scores = torch.linalg.vecdot(rows[0], rows[1])
-    if biased:
-        scores = scores + (rows[2].view(-1) + rows[3].view(-1) + mean)
+    if biased:  # in place: the scores are this part's own
+        scores = scores.add_(rows[2].view(-1)).add_(rows[3].view(-1)).add_(mean)
     share, d = dloss(scores)
     loss = share + (reg / n) * squares(*rows) if reg else share
     decay = 2.0 * reg / n
@@ -151,7 +156,7 @@ def mf_grads(model, users: torch.Tensor, items: torch.Tensor, dloss: LossGrad,
     with torch.no_grad():
         for part in parts(n, tables[0].embedding_dim):
             u, i = users[part], items[part]
-            rows = [t(ids) for t, ids in zip(tables, (u, i, u, i))]  # p, q(, b_u, b_i)
+            rows = [t.weight.index_select(0, ids) for t, ids in zip(tables, (u, i, u, i))]
             share, row_grads = mf_part(rows, mean, lambda s: dloss(s, part), reg, n, biased)
             loss = loss + share
             for table, row_grad in enumerate(row_grads):
