@@ -141,3 +141,48 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_biased_mf_starts_from_the_baseline_biases_by_hand():
+    # μ = 3.25; residuals 1.75, -0.25, 0.75, -2.25; one sweep, one pseudo-rating each side:
+    # b_i = (1.75 + 0.75) / 3, (-0.25 - 2.25) / 3; then b_u from the residuals less b_i.
+    model = build_model("biased-mf", Interactions(np.array([0, 0, 1, 2]), np.array([0, 1, 0, 1]),
+                                                  np.array([5.0, 3.0, 4.0, 1.0])), dim=2)
+    model.start_from(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 0, 1]),
+                     torch.tensor([5.0, 3.0, 4.0, 1.0]), sweeps=1, item_shrink=1, user_shrink=1)
+    assert model.item_bias.weight[:, 0].tolist() == pytest.approx([2.5 / 3, -2.5 / 3])
+    assert model.user_bias.weight[:, 0].tolist() == pytest.approx(
+        [(1.75 - 2.5 / 3 - 0.25 + 2.5 / 3) / 3, (0.75 - 2.5 / 3) / 2, (-2.25 + 2.5 / 3) / 2])
+
+
+def test_biased_mf_start_recovers_planted_biases():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 50, 20_000), rng.integers(0, 40, 20_000)
+    b_u, b_i = rng.normal(0, 0.5, 50), rng.normal(0, 0.8, 40)
+    ratings = (3.5 + b_u[users] + b_i[items] + rng.normal(0, 0.3, 20_000)).astype(np.float32)
+    model = build_model("biased-mf", Interactions(users, items, ratings), dim=4)
+    model.start_from(*(torch.from_numpy(a) for a in (users, items, ratings)))
+    learned_u, learned_i = (t.weight[:, 0].detach().numpy() for t in (model.user_bias,
+                                                                       model.item_bias))
+    # the biases are found up to a shared offset, which the global mean absorbs
+    assert np.corrcoef(learned_u, b_u)[0, 1] > 0.99 and np.corrcoef(learned_i, b_i)[0, 1] > 0.99
+    with torch.no_grad():
+        start = model(torch.from_numpy(users), torch.from_numpy(items)).numpy()
+    # the factors start small (std 0.1), so the start is about the baseline's 0.3 error
+    assert np.sqrt(np.mean((start - ratings) ** 2)) < 0.4 < ratings.std()
+
+
+def test_a_rating_run_starts_biased_mf_from_the_baseline():
+    from deepmf.experiment.config import RunConfig
+    from deepmf.experiment.plan import make_plan
+    from deepmf.experiment.run import _new_model
+
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 30, 3000), rng.integers(0, 20, 3000)
+    log = Interactions(users, items, (3 + rng.normal(0, 0.5, 20)[items]).astype(np.float32))
+    dataset = "synthetic:users=30,items=20,interactions=3000,ratings=true"
+    model = _new_model(make_plan(RunConfig(model="biased-mf", dataset=dataset)), log, "cpu")
+    fresh = build_model("biased-mf", log, dim=64)
+    fresh.start_from(*(torch.from_numpy(a) for a in (users, items, log.ratings)))
+    assert torch.equal(model.item_bias.weight, fresh.item_bias.weight)
+    assert model.item_bias.weight.abs().max() > 0.3  # the planted item effects, not zeros

@@ -117,8 +117,13 @@ def _stage(callbacks: list[Callback], split: str, phase: str) -> None:
 
 
 def _new_model(plan: Plan, fit_data: Interactions, device) -> Recommender:
+    """A fresh model for rating prediction; one with ``start_from`` starts from the ratings."""
     torch.manual_seed(plan.config.seed)  # parameter initialisation only; training uses generators
-    return build_model(plan.config.model, fit_data, **plan.model_options()).to(device)
+    model = build_model(plan.config.model, fit_data, **plan.model_options())
+    if hasattr(model, "start_from") and len(fit_data):
+        model.start_from(*(torch.from_numpy(a) for a in (fit_data.users, fit_data.items,
+                                                          fit_data.ratings)))
+    return model.to(device)
 
 
 def _fit_ratings(plan: Plan, split: Split, callbacks: list[Callback], stores,
