@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from deepmf.cli import main
-from deepmf.experiment.recipes import WARM_REFIT
+from deepmf.experiment.recipes import EXPLICIT, WARM_REFIT
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -47,7 +47,9 @@ def test_train_logs_every_epoch_and_the_results(tmp_path):
     logged = steps(board, "valid/rmse")
     assert [s for s, _ in logged] == [1, 2, 3]
     assert [v for _, v in logged] == pytest.approx([float(r["valid_rmse"]) for r in select])
-    assert [v for _, v in steps(board, "train/lr")] == pytest.approx([0.005] * 3)
+    rates = [v for _, v in steps(board, "train/lr")]
+    assert rates == pytest.approx([float(r["lr"]) for r in select])  # halved on a stall
+    assert rates[0] == pytest.approx(EXPLICIT["biased-mf"]["lr"])
     metrics = json.loads((out / "metrics.json").read_text())
     refit_steps = [s for s, _ in steps(board, "refit/loss")]
     assert refit_steps == list(range(1, WARM_REFIT["biased-mf"] + 1))  # warm refit epochs

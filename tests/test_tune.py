@@ -10,6 +10,7 @@ import pytest
 
 from deepmf.cli import main
 from deepmf.experiment.config import RunConfig, read_config
+from deepmf.experiment.recipes import EXPLICIT
 from deepmf.models import EXPLICIT_MODELS, MODELS
 
 optuna = pytest.importorskip("optuna")
@@ -40,7 +41,8 @@ def test_tune_writes_its_files_and_resumes_the_study(tmp_path, capsys):
     assert set(summary["best_params"]) == {"lr", "dim"} and summary["test"]["rmse"] > 0
     assert "trial 2 (3/3): valid_rmse" in err
     first = next(line for line in err.splitlines() if line.startswith("trial 0 (1/3)"))
-    assert "lr=0.005 " in first  # trial 0 is the recipe's learning rate (dim 64 is not a choice)
+    # trial 0 is the recipe's learning rate (its dim 64 is not a choice)
+    assert f"lr={EXPLICIT['biased-mf']['lr']} " in first
     # The objective is the retrained run's own validation (carved from train), not test.
     rows = list(csv.DictReader((folder / "best" / "history.csv").open()))
     valid = [float(r["valid_rmse"]) for r in rows if r["phase"] == "select"]
