@@ -1,9 +1,9 @@
-"""biased-mf's rating recipe against an older commit's, on two data sets and two seeds.
+"""A rating model's recipe against an older commit's, on two data sets and two seeds.
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.explicit_recipe \
-        [--old 174b3b7] [--seeds 0,1] [--data ml-100k,ml-1m]
+        [--model biased-mf] [--old 174b3b7] [--seeds 0,1] [--data ml-100k,ml-1m]
 
-Each run is the command line's ``deepmf train --model biased-mf`` in a fresh process, this
+Each run is the command line's ``deepmf train --model MODEL`` in a fresh process, this
 checkout's and the old commit's side by side: ml-100k on its five folds, and ml-1m on the
 partial ratings file the data folder has (users 1-2999, ``random:0.1``). Prints JSON per
 data set, seed and version: the validation RMSE the recipe selects on (each split's best,
@@ -43,7 +43,7 @@ def one_run(src: Path, args: list[str], data: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         child = subprocess.run(
-            [sys.executable, "-m", "deepmf", "train", "--model", "biased-mf", *args,
+            [sys.executable, "-m", "deepmf", "train", *args,
              "--out", f"{tmp}/run", "--quiet"], capture_output=True, text=True,
             env={**os.environ, "PYTHONPATH": str(src), "DEEPMF_DATA_DIR": str(data)})
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -63,12 +63,14 @@ def one_run(src: Path, args: list[str], data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="biased-mf")
     parser.add_argument("--old", default="174b3b7")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--data", default="ml-100k,ml-1m")
     args = parser.parse_args()
     root = data_dir().resolve()
-    result = {"benchmark": "explicit_recipe", "old": args.old, "machine": machine()}
+    result = {"benchmark": "explicit_recipe", "model": args.model, "old": args.old,
+              "machine": machine()}
     with old_checkout(args.old) as old_src, tempfile.TemporaryDirectory() as tmp:
         data = {"ml-100k": (["--dataset", "ml-100k", "--split", "folds"], root),
                 "ml-1m": (["--dataset", "ml-1m", "--split", "random:0.1"],
@@ -77,7 +79,7 @@ def main() -> None:
             flags, folder = data[name]
             for seed in args.seeds.split(","):
                 result[f"{name} seed {seed}"] = {
-                    label: one_run(src, [*flags, "--seed", seed], folder)
+                    label: one_run(src, ["--model", args.model, *flags, "--seed", seed], folder)
                     for label, src in (("new", ROOT / "src"), ("old", old_src))}
     emit(result)
 
