@@ -36,7 +36,8 @@ chosen number of epochs, replaying the selection's rates (for ``mf`` and ``deepm
 warm refit was worse; the README's "Honest by default" has the numbers)."""
 
 IMPLICIT: dict[str, dict] = {
-    "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=3),
+    "mf": dict(dim=64, epochs=30, batch_size=8192, lr=0.005, num_neg=4, patience=4,
+               lr_decay=0.5),
     # The tuned dot product of Rendle et al. (2020): biases, 128 factors, L2, 8 negatives.
     "biased-mf": dict(dim=128, epochs=40, batch_size=16384, lr=0.003, num_neg=8, reg=0.003,
                       patience=4, lr_decay=0.5),
