@@ -62,7 +62,8 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
             results = [train_split(plan, s, [*(callbacks if shard.main else ()),
                                              LearnsSomething()], run, shard)
                        for s in plan.splits]
-            if not shard.main:
+            if not shard.main:  # leave once the first process has written the run
+                distributed.barrier(shard)
                 return run.path, {}
             metrics = summarize(plan.config, results)
             finite_metrics(metrics, f"run {run.path}")
@@ -71,6 +72,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
                 run.discard()
             raise
         run.finish(plan.config, plan.dataset, results, metrics, plan.notes)
+        distributed.barrier(shard)  # every process leaves the group together
         return run.path, metrics
     finally:
         distributed.teardown()
