@@ -11,26 +11,6 @@ from deepmf.models.fused import mf_grads
 from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
 
 
-def start_biases(model, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
-                 sweeps: int = 3, item_shrink: float = 10.0, user_shrink: float = 15.0) -> None:
-    """Set ``model``'s ``user_bias`` and ``item_bias`` to the baseline predictor's (Koren,
-    TKDD 2010, §2.1): each item's mean residual from the global mean, shrunk towards 0 by
-    ``item_shrink`` pseudo-ratings, then each user's likewise, alternating ``sweeps`` times.
-    With biased MF's earlier recipe (a constant rate) on the ml-100k folds, training then
-    stopped after 96 epochs instead of 113, at a validation RMSE of 0.9270 against 0.9274."""
-    with torch.no_grad():
-        residual = ratings.double() - model.global_mean
-        n_users, n_items = model.user_bias.num_embeddings, model.item_bias.num_embeddings
-        user_counts = torch.bincount(users, minlength=n_users) + user_shrink
-        item_counts = torch.bincount(items, minlength=n_items) + item_shrink
-        b_u = torch.zeros(n_users, dtype=torch.float64)
-        for _ in range(sweeps):
-            b_i = torch.bincount(items, residual - b_u[users], n_items) / item_counts
-            b_u = torch.bincount(users, residual - b_i[items], n_users) / user_counts
-        model.user_bias.weight[:, 0] = b_u
-        model.item_bias.weight[:, 0] = b_i
-
-
 class MF(Recommender):
     """Plain matrix factorization (seeds 002/004).
 
@@ -103,10 +83,24 @@ class BiasedMF(MF):
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def start_from(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
-                   **shrinks) -> None:
-        """Start the biases at the baseline predictor's (:func:`start_biases`): gradient
-        steps then begin near its error rather than the global mean's."""
-        start_biases(self, users, items, ratings, **shrinks)
+                   sweeps: int = 3, item_shrink: float = 10.0, user_shrink: float = 15.0) -> None:
+        """Start the biases at the baseline predictor's (Koren, TKDD 2010, §2.1), so that
+        gradient steps begin near its error rather than the global mean's: each item's mean
+        residual from the global mean, shrunk towards 0 by ``item_shrink`` pseudo-ratings,
+        then each user's likewise, alternating ``sweeps`` times. With biased MF's earlier
+        recipe (a constant rate) on the ml-100k folds, training then stopped after 96
+        epochs instead of 113, at a validation RMSE of 0.9270 against 0.9274."""
+        with torch.no_grad():
+            residual = ratings.double() - self.global_mean
+            n_users, n_items = self.user_bias.num_embeddings, self.item_bias.num_embeddings
+            user_counts = torch.bincount(users, minlength=n_users) + user_shrink
+            item_counts = torch.bincount(items, minlength=n_items) + item_shrink
+            b_u = torch.zeros(n_users, dtype=torch.float64)
+            for _ in range(sweeps):
+                b_i = torch.bincount(items, residual - b_u[users], n_items) / item_counts
+                b_u = torch.bincount(users, residual - b_i[items], n_users) / user_counts
+            self.user_bias.weight[:, 0] = b_u
+            self.item_bias.weight[:, 0] = b_i
 
     def forward(self, users, items):
         biases = column(self.user_bias, users) + column(self.item_bias, items) + self.global_mean
