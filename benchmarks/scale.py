@@ -13,7 +13,9 @@ has a held-out item (leave-one-out), and reports seconds, samples per second and
 RSS. Prints JSON with the ratios of each size's costs to the smallest one's.
 ``--optimizer lazy-adam`` trains with row-sparse Adam instead of the recipe's dense Adam;
 ``--compile`` with the compiled steps of ``train --compile`` (compiled first on a copy of
-the model, and timed apart as ``compile_seconds``).
+the model, and timed apart as ``compile_seconds``). ``--bitmap-bytes N`` caps the negative
+sampler's pair bitmap at N bytes instead of ``deepmf.sampling.BITMAP_BYTES`` (134217728,
+the cap before it grew, makes the 20M log search its sorted keys instead).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ def shape(size: int) -> tuple[int, int]:
 
 
 def one(size: int, name: str, device: str, optimizer: str = "adam",
-        compiled: bool = False) -> dict:
+        compiled: bool = False, bitmap_bytes: int | None = None) -> dict:
     """Runs inside the child process."""
     import copy
 
     import torch
 
+    from deepmf import sampling
     from deepmf.evaluate import evaluate_full
     from deepmf.experiment.recipes import recipe
     from deepmf.models import build_model
@@ -49,6 +52,8 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
     from deepmf.train import TrainConfig, fit, make_optimizer
 
     torch.set_num_threads(1 if device == "cpu" else torch.get_num_threads())
+    if bitmap_bytes is not None:
+        sampling.BITMAP_BYTES = bitmap_bytes
     users, items = shape(size)
     start = time.perf_counter()
     data = synthetic(users, items, size, seed=0).interactions
@@ -75,6 +80,7 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
     full = evaluate_full(model, train, test, k=10)
     ranking = time.perf_counter() - start
     return {"size": size, "model": name, "optimizer": optimizer, "compiled": compiled,
+            "pair_bitmap": task.sampler.bits is not None,
             "compile_seconds": round(compiling, 1), "users": users, "items": items,
             "positives": len(train), "generate_seconds": round(generated, 1),
             "epoch_seconds": round(epoch, 2),
@@ -84,12 +90,13 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
 
 
 def main(sizes: list[int], models: list[str], device: str, optimizer: str,
-         compiled: bool) -> None:
+         compiled: bool, bitmap_bytes: int | None) -> None:
     rows = []
     for name in models:
         for size in sizes:
             child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device,
-                                    optimizer, "compiled" if compiled else "eager"],
+                                    optimizer, "compiled" if compiled else "eager",
+                                    str(bitmap_bytes or "")],
                                    capture_output=True, text=True)
             if child.returncode:
                 rows.append({"size": size, "model": name, "error": child.stderr[-500:]})
@@ -107,7 +114,8 @@ def main(sizes: list[int], models: list[str], device: str, optimizer: str,
                 "full_ranking": round(r["full_ranking_seconds"] / base["full_ranking_seconds"],
                                       1)} for r in mine[1:]}
     print(json.dumps({"benchmark": "scale", "device": device, "optimizer": optimizer,
-                      "compiled": compiled, "runs": rows, "ratios_to_smallest": ratios},
+                      "compiled": compiled, "bitmap_bytes": bitmap_bytes, "runs": rows,
+                      "ratios_to_smallest": ratios},
                      indent=2))
 
 
@@ -119,14 +127,17 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--compile", action="store_true",
                         help="their compiled steps (train --compile)")
+    parser.add_argument("--bitmap-bytes", type=int,
+                        help="cap on the negative sampler's pair bitmap (default: the library's)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:  # the child process of one (size, model)
+        cap = int(sys.argv[7]) if sys.argv[7] else None
         print(json.dumps(one(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5],
-                             sys.argv[6] == "compiled")))
+                             sys.argv[6] == "compiled", cap)))
     else:
         args = parse()
         main([int(x) for x in args.sizes.split(",")], args.models.split(","), args.device,
-             args.optimizer, args.compile)
+             args.optimizer, args.compile, args.bitmap_bytes)
