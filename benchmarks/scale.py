@@ -96,7 +96,7 @@ def main(sizes: list[int], models: list[str], device: str, optimizer: str,
         for size in sizes:
             child = subprocess.run([sys.executable, __file__, "--one", str(size), name, device,
                                     optimizer, "compiled" if compiled else "eager",
-                                    str(bitmap_bytes or "")],
+                                    "" if bitmap_bytes is None else str(bitmap_bytes)],
                                    capture_output=True, text=True)
             if child.returncode:
                 rows.append({"size": size, "model": name, "error": child.stderr[-500:]})
