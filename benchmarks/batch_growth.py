@@ -4,9 +4,11 @@
 
 For each synthetic log (``SIZES``, default 5000000,20000000; the shapes of
 ``benchmarks/scale.py``) the model (default neumf) trains ``E`` epochs (default 2) twice,
-compiled as the CLI does at that size: with its recipe's batch and rate, and with what
-the recipes' growth rule gives for those tables (``recipes.GROW_ROWS``: the batch
-doubled up to the users plus items, the rate times the square root of the growth). After
+compiled as the CLI does at that size, with the recipe's optimizer for those tables
+(``lazy-adam`` where its rule says so) and L2: with its recipe's batch and rate, and with
+what the recipes' growth rule gives for those tables (``recipes.GROW_ROWS``: the batch
+doubled up to the users plus items, the rate times the square root of the growth), whether
+or not the model is one of ``recipes.GROW_MODELS`` today. After
 each epoch it ranks every item for the first ``U`` (default 5,000) held-out users
 (leave-one-out) and reports HR@10, with the epoch's seconds. Each run is a fresh process.
 Prints JSON.
@@ -23,7 +25,8 @@ import time
 from benchmarks._common import ROOT
 
 
-def one(size: int, name: str, batch: int, lr: float, epochs: int, users: int) -> list[dict]:
+def one(size: int, name: str, batch: int, lr: float, epochs: int, users: int,
+        optimizer: str = "adam", reg: float = 0.0) -> list[dict]:
     """Runs inside the child process."""
     import numpy as np
     import torch
@@ -45,7 +48,7 @@ def one(size: int, name: str, batch: int, lr: float, epochs: int, users: int) ->
     torch.manual_seed(0)
     model = build_model(name, train, dim=settings["dim"])
     task = RankingTask(train, None, batch_size=batch, device=torch.device("cpu"),
-                       num_neg=settings["num_neg"], compiled=True)
+                       num_neg=settings["num_neg"], reg=reg, compiled=True)
     records = []
 
     class Ranked(Callback):
@@ -56,27 +59,38 @@ def one(size: int, name: str, batch: int, lr: float, epochs: int, users: int) ->
                             "loss": round(record["loss"], 4), "hr@10": round(hr, 4),
                             "ranking_seconds": round(time.perf_counter() - start, 1)})
 
-    fit(model, task, TrainConfig(epochs=epochs, lr=lr, patience=0), [Ranked()])
+    fit(model, task, TrainConfig(epochs=epochs, lr=lr, patience=0, optimizer=optimizer),
+        [Ranked()])
     return records
 
 
 def main(sizes: list[int], name: str, epochs: int, users: int) -> None:
     from benchmarks.scale import shape
-    from deepmf.experiment.recipes import recipe
+    from deepmf.experiment import recipes
 
     rows = []
     for size in sizes:
         n_users, n_items = shape(size)
         n_train = size - n_users  # leave-one-out holds one pair per user out
-        plain = recipe(name, "implicit", n_train=n_train)
-        grown = recipe(name, "implicit", n_train=n_train, n_rows=n_users + n_items)
-        for label, settings in (("recipe", plain), ("grown", grown)):
+        runs = {}
+        for label, growing in (("recipe", ()), ("grown", (name,))):
+            # the CLI's settings for these tables (lazy-adam where its rule says so), with
+            # the growth rule off, then on for this model whether or not it grows today
+            kept, recipes.GROW_MODELS = recipes.GROW_MODELS, growing
+            try:
+                runs[label] = recipes.recipe(name, "implicit", n_train=n_train,
+                                             n_rows=n_users + n_items)
+            finally:
+                recipes.GROW_MODELS = kept
+        for label, settings in runs.items():
             args = [str(size), name, str(settings["batch_size"]), str(settings["lr"]),
-                    str(epochs), str(users)]
+                    str(epochs), str(users), settings.get("optimizer", "adam"),
+                    str(settings.get("reg", 0.0))]
             child = subprocess.run([sys.executable, "-m", "benchmarks.batch_growth", "--one",
                                     *args], capture_output=True, text=True, cwd=ROOT)
             row = {"size": size, "rows": n_users + n_items, "run": label,
-                   "batch_size": settings["batch_size"], "lr": settings["lr"]}
+                   "batch_size": settings["batch_size"], "lr": settings["lr"],
+                   "optimizer": settings.get("optimizer", "adam")}
             row.update({"error": child.stderr[-500:]} if child.returncode else
                        {"epochs": json.loads(child.stdout)})
             rows.append(row)
@@ -86,8 +100,9 @@ def main(sizes: list[int], name: str, epochs: int, users: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
-        size, name, batch, lr, epochs, users = sys.argv[2:8]
-        print(json.dumps(one(int(size), name, int(batch), float(lr), int(epochs), int(users))))
+        size, name, batch, lr, epochs, users, optimizer, reg = sys.argv[2:10]
+        print(json.dumps(one(int(size), name, int(batch), float(lr), int(epochs), int(users),
+                             optimizer, float(reg))))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("sizes", nargs="?", default="5000000,20000000")
