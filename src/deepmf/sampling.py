@@ -69,6 +69,15 @@ def _nth_free(starts: torch.Tensor, shifted: torch.Tensor, users: torch.Tensor,
     return r + below
 
 
+def drawing_on(device: torch.device, generator: torch.Generator) -> torch.Generator:
+    """The epoch's source of shuffles and negatives: ``generator`` on the CPU, else one on
+    ``device`` seeded from it, so that a GPU draws them itself (no copy over each batch)."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 class NegativeSampler:
     """Draws items that are not training positives of the given users.
 

@@ -16,7 +16,7 @@ from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
 from deepmf.models.compiled import first_size_compiled
 from deepmf.models.fused import bce_grad, fusable, mse_grad
-from deepmf.sampling import NegativeSampler
+from deepmf.sampling import NegativeSampler, drawing_on
 
 
 def _tensor(array, device, dtype=None) -> torch.Tensor:
@@ -24,7 +24,7 @@ def _tensor(array, device, dtype=None) -> torch.Tensor:
 
 
 def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=generator).to(device)
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
     return list(torch.split(perm, batch_size))
 
 
@@ -87,7 +87,8 @@ class RatingTask:
 
     def batches(self, generator):
         self._squares, self._count = 0.0, 0
-        perm = torch.randperm(len(self.users), generator=generator).to(self.device)
+        drawing = drawing_on(self.device, generator)
+        perm = torch.randperm(len(self.users), generator=drawing, device=drawing.device)
         if self.shard.world > 1:
             perm = torch.cat(_mine(list(torch.split(perm, self.batch_size)), self.shard) or
                              [perm[:0]])
@@ -190,6 +191,7 @@ class RankingTask:
         n, k = len(self.users), self.num_neg
         if n == 0:
             return
+        generator = drawing_on(self.device, generator)
         if self.shard.world > 1:
             yield from self._sharded_batches(generator)
             return
@@ -243,7 +245,7 @@ class RankingTask:
         drawn for them alone from a generator of its own (seeded from the shared one)."""
         n, k, device = len(self.users), self.num_neg, self.device
         seed = int(torch.randint(2**62, (1,), generator=generator)) + self.shard.rank
-        local = torch.Generator().manual_seed(seed)
+        local = torch.Generator(device=generator.device).manual_seed(seed)
         if self.loss_name == "bpr":
             mine = _mine(_slices(n, self.batch_size, generator, device), self.shard)
             rows = torch.cat(mine or [self.users[:0]])

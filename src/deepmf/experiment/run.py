@@ -11,7 +11,7 @@ import torch
 from deepmf import distributed
 from deepmf.checkpoint import load_checkpoint
 from deepmf.data import Interactions
-from deepmf.device import resolve_device, threads
+from deepmf.device import threads
 from deepmf.distributed import SINGLE, Shard
 from deepmf.errors import ConfigError, DataError, DeepMFError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
@@ -48,7 +48,7 @@ def train_run(config: RunConfig, callbacks: list[Callback] = (), *,
     plan = make_plan(config)
     check_pretrain(plan.config)
     torch.set_num_threads(plan.config.threads)
-    shard = distributed.setup(resolve_device(plan.config.device))
+    shard = distributed.setup(distributed.process_device(plan.config.device))
     try:
         if resume is None:
             run = RunDir(distributed.share(
@@ -188,7 +188,7 @@ def _fit_ranking(plan: Plan, split: Split, callbacks: list[Callback], stores,
 
 
 def _device(plan: Plan) -> torch.device:
-    return distributed.local_device(resolve_device(plan.config.device))
+    return distributed.process_device(plan.config.device)
 
 
 def make_model(plan: Plan, fit_data: Interactions, split: Split) -> Recommender:
@@ -260,10 +260,12 @@ def mean_metrics(entries: list[dict], reduce=np.mean) -> dict:
 
 def evaluate_run(run_dir: str | Path, *, k: int | None = None,
                  data_dir: str | None = None) -> dict:
-    """Reload every checkpoint of a run and score it again on its test data."""
+    """Reload every checkpoint of a run and score it again on its test data, on the CPU
+    (a run trained on a GPU is scored on a machine without one)."""
     run = RunDir(run_dir)
     config = run.load_config()
-    plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir))
+    plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir,
+                             device="cpu"))
     check_vocab(run, plan.dataset)
     tests = []
     for split in plan.splits:
