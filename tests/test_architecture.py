@@ -17,7 +17,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.metrics": (),
     "deepmf.solve": (),  # a package: direct and cg build on rows
     "deepmf.snapshot": (),
-    "deepmf.distributed": (),
+    "deepmf.distributed": (*LOW, "deepmf.device"),  # a GPU for each process, or none
     "deepmf.optim": (),
     "deepmf.data": LOW,
     "deepmf.device": LOW,

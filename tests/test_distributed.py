@@ -80,3 +80,36 @@ def test_two_gloo_processes_train_one_run_and_agree(tmp_path):
     assert lines[0][1] == lines[1][1]  # the replicas ended identical
     assert (out / "metrics.json").is_file() and not (out / "state").exists()
     assert len(list(tmp_path.iterdir())) == 1  # one run directory, nothing else
+
+
+@pytest.mark.parametrize(("gpus", "asked", "expected"), [
+    (2, "auto", "cuda:1"), (2, "cuda", "cuda:1"),  # one GPU per process
+    (1, "auto", "cpu"),  # too few GPUs: auto trains every process on the CPU, and says so
+    (1, "cuda", "torchrun started 2 processes on this machine, which has 1 CUDA GPU; each "
+                "process needs one (--nproc-per-node 1, or --device cpu)"),
+    (0, "cpu", "cpu"),
+])
+def test_each_process_under_torchrun_gets_a_gpu_of_its_own_or_none(gpus, asked, expected,
+                                                                   monkeypatch, capsys):
+    """It happened: two processes on a machine with one GPU, ``--device auto``, died with a
+    CUDA traceback ('invalid device ordinal') in the second."""
+    from deepmf import distributed
+    from deepmf.errors import ConfigError
+
+    for key, value in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1",
+                       "RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    distributed.process_device.cache_clear()
+    try:
+        if expected.startswith("torchrun"):
+            with pytest.raises(ConfigError) as error:
+                distributed.process_device(asked)
+            assert str(error.value) == f"--device {asked}: {expected}"
+            return
+        assert distributed.process_device(asked) == torch.device(expected)
+        told = capsys.readouterr().err
+        assert ("trains on the CPU (gloo)" in told) == (asked == "auto" and gpus < 2), told
+    finally:
+        distributed.process_device.cache_clear()

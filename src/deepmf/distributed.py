@@ -11,12 +11,16 @@ stops at the same epoch; only rank 0 writes the run directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from deepmf.device import resolve_device
+from deepmf.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,22 +44,39 @@ def launched() -> bool:
 
 
 def setup(device: torch.device) -> Shard:
-    """Join the process group torchrun describes; :data:`SINGLE` when not launched."""
+    """Join the process group torchrun describes (``device`` from :func:`process_device`);
+    :data:`SINGLE` when not launched."""
     if not launched():
         return SINGLE
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
         dist.init_process_group(backend)
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
-def local_device(device: torch.device) -> torch.device:
-    """On CUDA each process uses the GPU of its local rank."""
-    if launched() and device.type == "cuda":
+@functools.cache  # the same answer for each fold of the run, and the note said once
+def process_device(name: str) -> torch.device:
+    """The device this process trains on: :func:`~deepmf.device.resolve_device`'s, and under
+    torchrun the GPU of its local rank, one per process. Where this machine has fewer GPUs
+    than processes, ``auto`` trains them all on the CPU (gloo) and says so; ``cuda`` is
+    refused with the numbers."""
+    device = resolve_device(name)
+    if not launched() or device.type != "cuda":
+        return device
+    here, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count()
+    if gpus >= here:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
+    counts = f"torchrun started {here} processes on this machine, which has {gpus} CUDA GPU" \
+             f"{'s' if gpus != 1 else ''}"
+    if name != "auto":
+        raise ConfigError(f"--device {name}: {counts}; each process needs one (--nproc-per-node"
+                          f" {gpus}, or --device cpu)")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"deepmf: --device auto: {counts}, so every process trains on the CPU (gloo)",
+              file=sys.stderr, flush=True)
+    return torch.device("cpu")
 
 
 def teardown() -> None:
