@@ -121,7 +121,7 @@ def test_compiled_fine_tuning_refuses_a_part_with_dropout(gmf_run, log, tmp_path
     capsys.readouterr()
     out = tmp_path / "run"
     refused(capsys, ["train", "--model", "neumf", "--dataset", log, "--pretrain",
-                     f"{gmf_run},{mlp}", "--compile", "--out", out],
+                     f"{gmf_run},{mlp}", "--compile", "--device", "cpu", "--out", out],
             f"{mlp} trained with dropout 0.2", out=out)
 
 

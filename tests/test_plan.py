@@ -77,6 +77,7 @@ def test_settings_a_run_would_ignore_are_refused(settings, message):
 
 
 def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # --device auto: the CPU
     config = RunConfig(model="biased-mf", task="explicit", split="u1", compile=True)
     if shutil.which("g++"):
         check_settings(config)  # one process, a fused model, a compiler on PATH
@@ -94,6 +95,7 @@ def test_compile_is_refused_where_its_step_would_not_run(monkeypatch):
 
 @pytest.mark.skipif(not shutil.which("g++"), reason="the default needs a C++ compiler")
 def test_compile_is_on_by_default_only_where_it_pays(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # --device auto: the CPU
     implicit = RunConfig(model="biased-mf", task="implicit", split="given")
     notes: dict = {}
     big = resolve(implicit, 1_000_000, notes)  # 9M samples x 128 factors an epoch

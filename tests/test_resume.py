@@ -19,7 +19,10 @@ from deepmf.cli import main
 TRAIN = ["train", "--model", "biased-mf", "--dataset", "ml-100k", "--split", "u1",
          "--sample-users", "300", "--dim", "8", "--epochs", "6", "--batch-size", "32",
          "--quiet"]
-ONE_THREAD = "import torch; torch.set_num_threads(1); from deepmf.cli import run; run()"
+# Ctrl-C as in a terminal even where the tests run in the background, which starts them
+# with SIGINT ignored (and a child inherits that)
+ONE_THREAD = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "import torch; torch.set_num_threads(1); from deepmf.cli import run; run()")
 
 
 def start(args: list[str], data_root) -> subprocess.Popen:
