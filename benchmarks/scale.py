@@ -84,7 +84,7 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
     if (compiled or device != "cpu") and model.trainer == "sgd":  # compile (or start the
         # GPU's kernels) on a copy's first batch, so that the epoch is its steps alone
         start, warm = time.perf_counter(), copy.deepcopy(model)
-        warm_optimizer = make_optimizer(warm, config)  # lazy-adam makes the tables sparse
+        warm_optimizer = make_optimizer(warm, config, task.lookup_shares())  # as fit makes it
         batch = next(iter(task.batches(torch.Generator().manual_seed(1))))
         fused = task.fused_step(warm)
         if fused is not None:

@@ -31,7 +31,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.recommend": (*LOW, "deepmf.data", "deepmf.models"),
     "deepmf.checkpoint": (*LOW, "deepmf.data", "deepmf.models"),
     "deepmf.tasks": (*LOW, "deepmf.data", "deepmf.evaluate", "deepmf.losses",
-                     "deepmf.sampling", "deepmf.models", "deepmf.distributed"),
+                     "deepmf.sampling", "deepmf.models", "deepmf.distributed", "deepmf.optim"),
     "deepmf.progress": ("deepmf.train",),
     "deepmf.experiment": (*LOW, "deepmf.data", "deepmf.device", "deepmf.readers",
                           "deepmf.split", "deepmf.sampling", "deepmf.models", "deepmf.losses",

@@ -79,6 +79,15 @@ def process_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def shard_of(batches: list, shard: Shard) -> list:
+    """This process's share of an epoch's batches: every ``world``-th, the same number on
+    every process (a remainder of fewer than ``world`` batches is left out this epoch)."""
+    if shard.world == 1:
+        return batches
+    per_process = len(batches) // shard.world
+    return batches[shard.rank::shard.world][:per_process]
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from deepmf.data import Interactions
-from deepmf.distributed import SINGLE, Shard, mean_over_shards
+from deepmf.distributed import SINGLE, Shard, mean_over_shards, shard_of
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
 from deepmf.models.compiled import first_size_compiled
 from deepmf.models.fused import bce_grad, fusable, mse_grad
+from deepmf.optim import covered
 from deepmf.sampling import NegativeSampler, drawing_on
 
 
@@ -36,15 +37,6 @@ temporaries while drawing), they are drawn batch by batch instead of all at once
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
-
-
-def _mine(batches: list, shard: Shard) -> list:
-    """This process's share of an epoch's batches: every ``world``-th, the same number on
-    every process (a remainder of fewer than ``world`` batches is left out this epoch)."""
-    if shard.world == 1:
-        return batches
-    per_process = len(batches) // shard.world
-    return batches[shard.rank::shard.world][:per_process]
 
 
 def _shard_rows(log: Interactions, shard: Shard) -> Interactions:
@@ -82,6 +74,11 @@ class RatingTask:
         self.ratings = _tensor(train.ratings, device, torch.float32)
         self._squares, self._count = 0.0, 0  # the epoch's squared errors so far
 
+    def lookup_shares(self) -> tuple[float, float]:
+        """About the share of the user rows and of the item rows one batch looks up."""
+        train, n = self.train, self.batch_size
+        return covered(0, n, train.n_users), covered(0, n, train.n_items)
+
     def _tally(self, squares: torch.Tensor, count: int) -> None:
         self._squares, self._count = self._squares + squares.detach(), self._count + count
 
@@ -90,7 +87,7 @@ class RatingTask:
         drawing = drawing_on(self.device, generator)
         perm = torch.randperm(len(self.users), generator=drawing, device=drawing.device)
         if self.shard.world > 1:
-            perm = torch.cat(_mine(list(torch.split(perm, self.batch_size)), self.shard) or
+            perm = torch.cat(shard_of(list(torch.split(perm, self.batch_size)), self.shard) or
                              [perm[:0]])
         shuffled = self.users[perm], self.items[perm], self.ratings[perm]  # 3 gathers an epoch
         yield from zip(*(torch.split(t, self.batch_size) for t in shuffled))
@@ -220,6 +217,14 @@ class RankingTask:
                    torch.cat([self.items[rows], negatives[others].view(-1)]),
                    labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
 
+    def lookup_shares(self) -> tuple[float, float]:
+        """About the share of the user rows and of the item rows one batch looks up: the
+        users of its positives (and with bce of its anchors), their items and the negatives."""
+        k, bce = self.num_neg, self.loss_name == "bce"
+        p = max(1, self.batch_size // (1 + k)) if bce else self.batch_size
+        return covered(0, (1 + bce) * p, self.train.n_users), covered(p * k, p,
+                                                                      self.train.n_items)
+
     def _lean_batches(self, generator):
         """The same batches, with each batch's negatives drawn when it comes: memory stays
         a batch's worth however large the log (an epoch of 20M positives with 8 negatives
@@ -247,14 +252,14 @@ class RankingTask:
         seed = int(torch.randint(2**62, (1,), generator=generator)) + self.shard.rank
         local = torch.Generator(device=generator.device).manual_seed(seed)
         if self.loss_name == "bpr":
-            mine = _mine(_slices(n, self.batch_size, generator, device), self.shard)
+            mine = shard_of(_slices(n, self.batch_size, generator, device), self.shard)
             rows = torch.cat(mine or [self.users[:0]])
             negatives = self.sampler.sample(self.users[rows], k, local)  # [rows, k]
             for part, negs in zip(mine, torch.split(negatives, [len(m) for m in mine])):
                 yield self.users[part], self.items[part], negs
             return
         step = max(1, self.batch_size // (1 + k))
-        pairs = _mine(list(zip(_slices(n, step, generator, device),
+        pairs = shard_of(list(zip(_slices(n, step, generator, device),
                                _slices(n, step, generator, device))), self.shard)
         anchors = torch.cat([others for _, others in pairs] or [self.users[:0]])
         negatives = self.sampler.sample(self.users[anchors], k, local)  # [anchors, k]

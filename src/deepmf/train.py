@@ -16,7 +16,7 @@ import torch
 
 from deepmf.distributed import SINGLE, mean_over_shards, replicated
 from deepmf.errors import ConfigError, DeepMFError
-from deepmf.optim import OPTIMIZERS
+from deepmf.optim import OPTIMIZERS, sparse_tables
 from deepmf.snapshot import Budget
 
 
@@ -91,15 +91,16 @@ class Callback:
     def on_train_end(self, history: list[dict]) -> None: ...
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig,
+                   shares: tuple[float, float] | None = None) -> torch.optim.Optimizer:
     """The configured optimizer over the trainable parameters, fused into one kernel per
-    step (far fewer small ops than the per-tensor loop; CPU and CUDA alike)."""
+    step (far fewer small ops than the per-tensor loop; CPU and CUDA alike). ``lazy-adam``
+    gives the tables row gradients (:func:`~deepmf.optim.sparse_tables`; ``shares``: of the
+    user and item rows a batch looks up, a task's ``lookup_shares()``)."""
     params = [p for p in model.parameters() if p.requires_grad]
     kind = OPTIMIZERS[config.optimizer]
-    if getattr(kind, "sparse_embeddings", False):  # lookups give row gradients
-        for module in model.modules():
-            if isinstance(module, torch.nn.Embedding):
-                module.sparse = True
+    if getattr(kind, "sparse_embeddings", False):
+        sparse_tables(model, shares)
     return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
@@ -134,7 +135,8 @@ class _Loop:
         self.model, self.done, self.epoch, self.history = model, False, 0, []
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sweeps = getattr(model, "trainer", "sgd") == "sweep"
-        self.optimizer = None if self.sweeps else make_optimizer(model, config)
+        shares = getattr(task, "lookup_shares", lambda: None)()
+        self.optimizer = None if self.sweeps else make_optimizer(model, config, shares)
         self.plateau = None if self.sweeps else _plateau(self.optimizer, task, config)
         self.best = _Best(task.higher_is_better)
         shard = self.shard = getattr(task, "shard", SINGLE)
