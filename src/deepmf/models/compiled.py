@@ -110,8 +110,8 @@ def compiled_step(whole: Callable, params: list[nn.Parameter], lookups: tuple, s
 
     def step(users, items, targets):
         ids = (users, items)
-        distinct = {k: torch.unique(ids[k], return_inverse=True)
-                    for k, rows in zip(lookups, sparse) if rows}
+        distinct = {k: torch.unique(ids[k], return_inverse=True)  # once per id kind
+                    for k in {k for k, rows in zip(lookups, sparse) if rows}}
         where = tuple(distinct[k][1] if rows else None for k, rows in zip(lookups, sparse))
         with torch.no_grad():
             weights = [p.detach() for p in params]

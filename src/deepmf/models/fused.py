@@ -76,9 +76,13 @@ class RowGrads:
 
     def __init__(self, tables: tuple[nn.Embedding, ...], ids: tuple[torch.Tensor, ...]):
         self.tables, self.slots = tables, []
+        found = {}  # ids that two tables look up (factors and biases) are sorted once
         for table, looked_up in zip(tables, ids):
             if table.sparse:
-                distinct, where, buffer = distinct_rows(looked_up, table.weight)
+                if id(looked_up) not in found:
+                    found[id(looked_up)] = distinct_rows(looked_up, table.weight)[:2]
+                distinct, where = found[id(looked_up)]
+                buffer = table.weight.new_zeros((len(distinct), table.weight.shape[1]))
                 self.slots.append((buffer, where, distinct))
             else:
                 self.slots.append((torch.zeros_like(table.weight), looked_up, None))
