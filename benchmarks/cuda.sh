@@ -6,7 +6,8 @@
 # 1. the tests marked gpu (tests/test_cuda.py and the sampler's);
 # 2. benchmarks/scale.py --device cuda: neumf at 1M, 5M and 20M with its recipe, then at 20M
 #    with NVIDIA's NCF batch (1,048,576 samples), and also with NVIDIA's NCF model (64
-#    factors, MLP 256-256-128-64); biased-mf and dmf at 1M and 20M;
+#    factors, MLP 256-256-128-64); biased-mf and dmf at 1M and 20M; biased-mf with
+#    lazy-adam (what the command line picks for it on the 20M tables) at 1M and 20M;
 # 3. the README's main job (biased-mf, ml-100k folds) and neumf on AMusic, on the GPU that
 #    --device auto picks.
 # 4. the whole test suite on that machine without data (--device auto picks the GPU in the
@@ -49,6 +50,8 @@ step main_job 100 $py -m deepmf train --model biased-mf --dataset ml-100k --spli
 step neumf_amusic 100 $py -m deepmf train --model neumf --dataset ncf:deepcf/AMusic --quiet \
     --out "${TMPDIR:-/tmp}/deepmf-cuda-amusic-$$" && tail -4 "$out/neumf_amusic.out"
 step scale_others 240 $py benchmarks/scale.py 1000000,20000000 biased-mf,dmf --device cuda
+step scale_lazy 240 $py benchmarks/scale.py 1000000,20000000 biased-mf --device cuda \
+    --optimizer lazy-adam
 missing=$($py -c 'import importlib.util as u
 print(" ".join(f"--ignore=tests/{t}" for m, ts in {"fastapi": ["test_serve.py",
       "test_serve_abuse.py", "test_browser.py"], "uvicorn": ["test_bad_input_runs.py"],
