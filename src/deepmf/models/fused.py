@@ -79,10 +79,12 @@ class RowGrads:
         found = {}  # ids that two tables look up (factors and biases) are sorted once
         for table, looked_up in zip(tables, ids):
             if table.sparse:
-                if id(looked_up) not in found:
-                    found[id(looked_up)] = distinct_rows(looked_up, table.weight)[:2]
-                distinct, where = found[id(looked_up)]
-                buffer = table.weight.new_zeros((len(distinct), table.weight.shape[1]))
+                if id(looked_up) in found:  # a buffer of its own, the ids found already
+                    distinct, where = found[id(looked_up)]
+                    buffer = table.weight.new_zeros((len(distinct), table.weight.shape[1]))
+                else:
+                    distinct, where, buffer = distinct_rows(looked_up, table.weight)
+                    found[id(looked_up)] = distinct, where
                 self.slots.append((buffer, where, distinct))
             else:
                 self.slots.append((torch.zeros_like(table.weight), looked_up, None))
