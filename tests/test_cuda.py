@@ -98,7 +98,7 @@ def deepmf(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.gpu
-def test_a_run_trained_on_cuda_is_saved_and_served_on_a_machine_without_one(tmp_path):
+def test_a_run_trained_on_cuda_is_evaluated_and_recommends_without_one(tmp_path):
     out = tmp_path / "run"
     trained = deepmf("train", "--model", "gmf", "--dataset",
                      "synthetic:users=300,items=120,interactions=6000", "--epochs", "3",
