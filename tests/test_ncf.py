@@ -12,6 +12,7 @@ from deepmf.cli import main
 from deepmf.evaluate import evaluate_sampled
 from deepmf.losses import bpr
 from deepmf.models import GMF, MLP, NeuMF, build_model
+from deepmf.models.layers import mlp, tower_scores
 from deepmf.tasks import RankingTask
 from deepmf.train import TrainConfig, fit
 from tests.helpers import checkerboard
@@ -147,12 +148,20 @@ def test_linear_rows_equals_a_linear_layer_over_looked_up_rows(batch):
     torch.testing.assert_close(grads[1], layer.weight.grad)
 
 
-@pytest.mark.parametrize("elements", [1, 200, 1 << 19])  # a user a block, a partial last
-def test_tower_scores_equal_the_tower_over_each_pair(elements):  # block, all in one
-    from deepmf.models.layers import mlp, tower_scores
+TOWERS = {
+    # NCF's: Linear, ReLU, eval-mode dropout (goes through as is), ...
+    "dropout": lambda: mlp((6, 5, 3), dropout=0.5).eval(),
+    # CFNet-ml's remainder: the first layer's ReLU leads; a linear last layer
+    "leading relu": lambda: torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(6, 5),
+                                                torch.nn.ReLU(), torch.nn.Linear(5, 3)),
+}
 
+
+@pytest.mark.parametrize("tower_kind", list(TOWERS))
+@pytest.mark.parametrize("elements", [1, 200, 1 << 19])  # a user a block, a partial last
+def test_tower_scores_equal_the_tower_over_each_pair(elements, tower_kind):  # block, all in one
     torch.manual_seed(0)
-    tower = mlp((6, 5, 3), dropout=0.5).eval()  # eval-mode dropout goes through as is
+    tower = TOWERS[tower_kind]()
     user_part, item_part, weight = torch.randn(7, 6), torch.randn(9, 6), torch.randn(3)
     got = tower_scores(user_part, item_part, tower, weight, elements=elements)
     pairs = user_part[:, None, :] + item_part[None, :, :]  # [7, 9, 6]

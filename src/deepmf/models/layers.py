@@ -155,29 +155,55 @@ def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Seq
     ``W @ X`` whose output rows are long (NCF's towers narrow to 16 and 8 units, and a
     pair-major ``X @ Wᵀ`` with 8 columns runs the matrix product and the bias add at a
     fraction of their speed; ``benchmarks/full_ranking.py``), and every layer writes into
-    a buffer reused across blocks. Inference only (no gradients); modules other than
-    linear layers and ReLUs (dropout in eval mode) are called on the pair-major view.
+    a buffer reused across blocks. A ReLU after an addition (the two sides' shares, a
+    layer's bias) runs in the same pass (:func:`_add`): beside the matrix products,
+    the passes over each block are most of the rest. Inference only (no gradients);
+    modules other than linear layers and ReLUs (dropout in eval mode) are called on the
+    pair-major view.
     """
     n_items, width = item_part.shape
     step = min(len(user_part), max(1, elements // (n_items * width)))
     scores = user_part.new_empty(len(user_part), n_items)
+    leading_relu, steps = _fused_steps(tower)
     with torch.no_grad():
         items_t = item_part.T.contiguous()  # [h, I]
         block = user_part.new_empty(width, step, n_items)
         buffers = {id(layer): user_part.new_empty(layer.out_features, step * n_items)
-                   for layer in tower if isinstance(layer, nn.Linear)}
+                   for layer, _ in steps if isinstance(layer, nn.Linear)}
         for start in range(0, len(user_part), step):
             part = user_part[start : start + step]
             pairs = len(part) * n_items
-            x = torch.add(items_t[:, None, :], part.T[:, :, None], out=block[:, : len(part)])
-            x = x.view(width, pairs)
-            for layer in tower:
+            x = _add(items_t[:, None, :], part.T[:, :, None], block[:, : len(part)],
+                     relu=leading_relu).view(width, pairs)
+            for layer, relu in steps:
                 if isinstance(layer, nn.Linear):
-                    out = buffers[id(layer)][:, :pairs]
-                    x = torch.mm(layer.weight, x, out=out).add_(layer.bias[:, None])
-                elif isinstance(layer, nn.ReLU):
-                    x = x.relu_()
+                    x = torch.mm(layer.weight, x, out=buffers[id(layer)][:, :pairs])
+                    x = _add(x, layer.bias[:, None], x, relu=relu)
                 else:
                     x = layer(x.T).T
             torch.mv(x.T, weight, out=scores[start : start + len(part)].view(-1))
     return scores
+
+
+def _fused_steps(tower: nn.Sequential) -> tuple[bool, list[tuple[nn.Module, bool]]]:
+    """Whether the tower starts with a ReLU, and the rest as ``(module, relu_after)``
+    steps, each ReLU that follows a linear layer folded into it."""
+    modules = list(tower)
+    leading = bool(modules) and isinstance(modules[0], nn.ReLU)
+    steps: list[tuple[nn.Module, bool]] = []
+    for module in modules[leading:]:
+        if isinstance(module, nn.ReLU) and steps and isinstance(steps[-1][0], nn.Linear) \
+                and not steps[-1][1]:
+            steps[-1] = (steps[-1][0], True)
+        else:
+            steps.append((module, False))
+    return leading, steps
+
+
+def _add(x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, *, relu: bool) -> torch.Tensor:
+    """``x + other`` into ``out`` (which may be ``x``), then ReLU if ``relu``: in one pass
+    where PyTorch has that kernel (CPU)."""
+    if relu and out.is_cpu:
+        return torch.ops.aten._add_relu.out(x, other, out=out)
+    out = torch.add(x, other, out=out)
+    return out.relu_() if relu else out
