@@ -12,7 +12,7 @@ from deepmf.cli import main
 from deepmf.evaluate import evaluate_sampled
 from deepmf.losses import bpr
 from deepmf.models import GMF, MLP, NeuMF, build_model
-from deepmf.models.layers import mlp, tower_scores
+from deepmf.models.layers import PAIR_MAJOR_WIDTH, mlp, tower_scores
 from deepmf.tasks import RankingTask
 from deepmf.train import TrainConfig, fit
 from tests.helpers import checkerboard
@@ -154,6 +154,9 @@ TOWERS = {
     # CFNet-ml's remainder: the first layer's ReLU leads; a linear last layer
     "leading relu": lambda: torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(6, 5),
                                                 torch.nn.ReLU(), torch.nn.Linear(5, 3)),
+    # wide enough to run pair-major through oneDNN's packed weights (the last layer linear)
+    "wide": lambda: torch.nn.Sequential(torch.nn.ReLU(), *mlp((6, PAIR_MAJOR_WIDTH, 80),
+                                                              last_activation=False)),
 }
 
 
@@ -162,8 +165,19 @@ TOWERS = {
 def test_tower_scores_equal_the_tower_over_each_pair(elements, tower_kind):  # block, all in one
     torch.manual_seed(0)
     tower = TOWERS[tower_kind]()
-    user_part, item_part, weight = torch.randn(7, 6), torch.randn(9, 6), torch.randn(3)
+    out = [m for m in tower if isinstance(m, torch.nn.Linear)][-1].out_features
+    user_part, item_part, weight = torch.randn(7, 6), torch.randn(9, 6), torch.randn(out)
     got = tower_scores(user_part, item_part, tower, weight, elements=elements)
     pairs = user_part[:, None, :] + item_part[None, :, :]  # [7, 9, 6]
     want = tower(pairs.reshape(-1, 6)) @ weight
     torch.testing.assert_close(got, want.view(7, 9))
+
+
+def test_wide_towers_score_pair_major_where_onednn_is_built_in():
+    from deepmf.models.layers import _fused_steps, _packed_layers
+
+    _, steps = _fused_steps(TOWERS["wide"]())
+    packed = _packed_layers(steps, 63, torch.zeros(1))
+    assert (packed is not None) == torch.backends.mkldnn.is_available()
+    assert packed is None or [post for _, _, post in packed] == ["relu", "none"]
+    assert _packed_layers(_fused_steps(TOWERS["leading relu"]())[1], 63, torch.zeros(1)) is None
