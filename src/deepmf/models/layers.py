@@ -208,9 +208,10 @@ NCF's 32-16-8 took 0.56-0.64 s against 0.42 s, its narrow products being slow pa
 def _packed_layers(steps: list, rows: int, like: torch.Tensor) -> list | None:
     """Each linear layer's weight packed for oneDNN (for products of about ``rows`` rows),
     its bias and its fused activation (``"relu"`` or ``"none"``), where every step is such a
-    layer at least ``PAIR_MAJOR_WIDTH`` wide, on a CPU build with oneDNN; else None."""
+    layer at least ``PAIR_MAJOR_WIDTH`` wide, on a CPU build with oneDNN enabled; else None."""
     if like.device.type != "cpu" or like.dtype != torch.float32 \
-            or not torch.backends.mkldnn.is_available() or not steps:
+            or not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled) \
+            or not steps:
         return None
     if not all(isinstance(layer, nn.Linear) and layer.bias is not None
                and layer.out_features >= PAIR_MAJOR_WIDTH for layer, _ in steps):
