@@ -173,7 +173,7 @@ def test_tower_scores_equal_the_tower_over_each_pair(elements, tower_kind):  # b
     torch.testing.assert_close(got, want.view(7, 9))
 
 
-def test_wide_towers_score_pair_major_where_onednn_is_built_in():
+def test_wide_towers_score_pair_major_where_onednn_is_built_in(monkeypatch):
     from deepmf.models.layers import _fused_steps, _packed_layers
 
     _, steps = _fused_steps(TOWERS["wide"]())
@@ -181,3 +181,5 @@ def test_wide_towers_score_pair_major_where_onednn_is_built_in():
     assert (packed is not None) == torch.backends.mkldnn.is_available()
     assert packed is None or [post for _, _, post in packed] == ["relu", "none"]
     assert _packed_layers(_fused_steps(TOWERS["leading relu"]())[1], 63, torch.zeros(1)) is None
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # the user's switch holds
+    assert _packed_layers(steps, 63, torch.zeros(1)) is None
