@@ -200,9 +200,10 @@ def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Seq
 
 PAIR_MAJOR_WIDTH = 64
 """Towers whose linear layers all have at least this many outputs score pair-major through
-oneDNN (:func:`_packed_layers`). Full ranking of ml-1m on both cores, one run each way,
-alternating: a 256-128-64 tower (CFNet-ml's) took 8.3-8.6 s against 9.8 s feature-major;
-NCF's 32-16-8 took 0.56-0.64 s against 0.42 s, its narrow products being slow pair-major."""
+oneDNN (:func:`_packed_layers`). Scoring every pair of ml-1m's shape (random parts, both
+cores, two runs each way, alternating), a 256-128-64 tower (CFNet-ml's) took 8.3-8.6 s
+against 9.8 s feature-major; NCF's 32-16-8 took 0.56-0.64 s against 0.42 s, its narrow
+products being slow pair-major."""
 
 
 def _packed_layers(steps: list, rows: int, like: torch.Tensor) -> list | None:
