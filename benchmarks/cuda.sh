@@ -49,7 +49,8 @@ step main_job 100 $py -m deepmf train --model biased-mf --dataset ml-100k --spli
     tail -4 "$out/main_job.out"
 step neumf_amusic 100 $py -m deepmf train --model neumf --dataset ncf:deepcf/AMusic --quiet \
     --out "${TMPDIR:-/tmp}/deepmf-cuda-amusic-$$" && tail -4 "$out/neumf_amusic.out"
-step scale_others 240 $py benchmarks/scale.py 1000000,20000000 biased-mf,dmf --device cuda
+step scale_others 240 $py benchmarks/scale.py 1000000,20000000 biased-mf,dmf --device cuda \
+    --optimizer adam
 step scale_lazy 240 $py benchmarks/scale.py 1000000,20000000 biased-mf --device cuda \
     --optimizer lazy-adam
 missing=$($py -c 'import importlib.util as u

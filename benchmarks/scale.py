@@ -1,7 +1,8 @@
 """How cost grows with the log: one epoch and one full ranking on synthetic logs of 1M to 20M.
 
     .venv/bin/python benchmarks/scale.py [SIZES] [MODELS] [--device cuda] [--optimizer O]
-        [--compile] [--bitmap-bytes N] [--batch-size N] [--dim D] [--layers A,B,...]
+        [--compile | --no-compile] [--bitmap-bytes N] [--batch-size N] [--dim D]
+        [--layers A,B,...]
 
 SIZES are interaction counts (default 1000000,5000000,20000000), MODELS registry names
 (default biased-mf,neumf,dmf,ials). Each log has ml-20m's shape at 20M (138,000 users x
@@ -12,9 +13,12 @@ recipe for those tables (as the CLI picks it: `neumf`'s batch grows with the use
 items past ``recipes.GROW_ROWS``; no validation) and ranks every item for every user who
 has a held-out item (leave-one-out), and reports seconds, samples per second and its peak
 RSS. Prints JSON with the ratios of each size's costs to the smallest one's.
-``--optimizer lazy-adam`` trains with row-sparse Adam instead of the recipe's dense Adam;
-``--compile`` with the compiled steps of ``train --compile`` (compiled first on a copy of
-the model, and timed apart as ``compile_seconds``). ``--bitmap-bytes N`` caps the negative
+Unless told, each run trains as ``deepmf train`` would on that log: with the recipe's
+optimizer (``lazy-adam`` for ``biased-mf`` on more than ``recipes.LAZY_ROWS`` users and
+items, else Adam) and compiled where the command line compiles by default
+(``plan.compiles_by_default``). ``--optimizer O`` trains with O instead; ``--compile`` and
+``--no-compile`` choose the steps (compiled first on a copy of the model, and timed apart
+as ``compile_seconds``). ``--bitmap-bytes N`` caps the negative
 sampler's pair bitmap at N bytes instead of ``deepmf.sampling.BITMAP_BYTES`` (134217728,
 the cap before it grew, makes the 20M log search its sorted keys instead). ``--batch-size``
 trains with batches of that many samples instead of the recipe's, its learning rate times
@@ -42,8 +46,8 @@ def shape(size: int) -> tuple[int, int]:
     return max(100, int(TOP[1] * scale)), max(100, int(TOP[2] * scale ** 0.5))
 
 
-def one(size: int, name: str, device: str, optimizer: str = "adam",
-        compiled: bool = False, bitmap_bytes: int | None = None,
+def one(size: int, name: str, device: str, optimizer: str | None = None,
+        compiled: bool | None = None, bitmap_bytes: int | None = None,
         batch_size: int | None = None, dim: int | None = None,
         layers: list[int] | None = None) -> dict:
     """Runs inside the child process."""
@@ -53,6 +57,7 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
 
     from deepmf import sampling
     from deepmf.evaluate import evaluate_full
+    from deepmf.experiment.plan import compiles_by_default
     from deepmf.experiment.recipes import recipe
     from deepmf.models import build_model
     from deepmf.readers.synthetic import synthetic
@@ -72,6 +77,10 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
     if batch_size and "batch_size" in settings:  # lr grows as in the recipes' growth rule
         settings["lr"] = settings.get("lr", 0.001) * (batch_size / settings["batch_size"]) ** 0.5
         settings["batch_size"] = batch_size
+    optimizer = optimizer or settings.get("optimizer", "adam")
+    if compiled is None:
+        compiled = compiles_by_default({**settings, "model": name, "task": "implicit",
+                                        "device": device}, len(train), None)
     options = {k: v for k, v in settings.items() if k in ("dim",)}
     options.update({k: v for k, v in (("dim", dim), ("layers", layers)) if v})
     model = build_model(name, train, **options).to(device)
@@ -118,8 +127,8 @@ def one(size: int, name: str, device: str, optimizer: str = "adam",
             if device != "cpu" else None}
 
 
-def main(sizes: list[int], models: list[str], device: str, optimizer: str,
-         compiled: bool, bitmap_bytes: int | None, batch_size: int | None = None,
+def main(sizes: list[int], models: list[str], device: str, optimizer: str | None,
+         compiled: bool | None, bitmap_bytes: int | None, batch_size: int | None = None,
          dim: int | None = None, layers: list[int] | None = None) -> None:
     rows = []
     for name in models:
@@ -156,9 +165,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("sizes", nargs="?", default="1000000,5000000,20000000")
     parser.add_argument("models", nargs="?", default="biased-mf,neumf,dmf,ials")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--compile", action="store_true",
-                        help="their compiled steps (train --compile)")
+    parser.add_argument("--optimizer", help="instead of the recipe's (as train picks it)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                        help="their compiled steps or not (default: as train picks)")
     parser.add_argument("--bitmap-bytes", type=int,
                         help="cap on the negative sampler's pair bitmap (default: the library's)")
     parser.add_argument("--batch-size", type=int,
