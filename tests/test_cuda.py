@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import build
 
-from deepmf import tasks
+from deepmf import batching
 from deepmf.evaluate import evaluate_full, evaluate_ratings
 from deepmf.models.popularity import ItemPop
 from deepmf.readers import load_dataset
@@ -42,7 +42,7 @@ def epoch(task, seed: int) -> list[tuple[torch.Tensor, ...]]:
 def test_an_epoch_is_drawn_on_the_device_the_same_for_a_seed(split, device, lean,
                                                              monkeypatch):
     if lean:  # negatives drawn batch by batch, as for a log of tens of millions
-        monkeypatch.setattr(tasks, "WHOLE_EPOCH_NEGATIVES", 1000)
+        monkeypatch.setattr(batching, "WHOLE_EPOCH_NEGATIVES", 1000)
     train, _ = split
     task = RankingTask(train, None, batch_size=5000, device=torch.device(device), num_neg=4)
     first, again, other = epoch(task, 0), epoch(task, 0), epoch(task, 1)

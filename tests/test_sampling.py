@@ -119,17 +119,17 @@ def test_sample_test_negatives_names_full_users():
        seed=st.integers(0, 2**31 - 1), lean=st.booleans())
 def test_an_epoch_holds_each_positive_once_with_its_negatives(train, n_neg, batch_size, seed,
                                                               lean):
-    from deepmf import tasks
+    from deepmf import batching
     from deepmf.tasks import RankingTask
 
     # lean: negatives drawn batch by batch, as for logs too large to draw an epoch at once
     task = RankingTask(train, None, batch_size=batch_size, device=torch.device("cpu"),
                        num_neg=n_neg)
-    default, tasks.WHOLE_EPOCH_NEGATIVES = tasks.WHOLE_EPOCH_NEGATIVES, 0 if lean else 1 << 60
+    default, batching.WHOLE_EPOCH_NEGATIVES = batching.WHOLE_EPOCH_NEGATIVES, 0 if lean else 1 << 60
     try:
         batches = list(task.batches(torch.Generator().manual_seed(seed)))
     finally:
-        tasks.WHOLE_EPOCH_NEGATIVES = default
+        batching.WHOLE_EPOCH_NEGATIVES = default
     if not len(train):
         assert batches == []
         return

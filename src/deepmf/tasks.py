@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deepmf.batching import ranking_batches, rating_batches
 from deepmf.data import Interactions
-from deepmf.distributed import SINGLE, Shard, mean_over_shards, shard_of
+from deepmf.distributed import SINGLE, Shard, mean_over_shards
 from deepmf.errors import ConfigError
 from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
@@ -22,16 +23,6 @@ from deepmf.sampling import NegativeSampler, drawing_on
 
 def _tensor(array, device, dtype=None) -> torch.Tensor:
     return torch.tensor(array, dtype=dtype, device=device)  # a copy: inputs may be read-only
-
-
-def _slices(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
-    return list(torch.split(perm, batch_size))
-
-
-WHOLE_EPOCH_NEGATIVES = 1 << 25
-"""Above this many negatives an epoch (33.5M: 268 MB of ids, and several times that in
-temporaries while drawing), they are drawn batch by batch instead of all at once."""
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -84,13 +75,8 @@ class RatingTask:
 
     def batches(self, generator):
         self._squares, self._count = 0.0, 0
-        drawing = drawing_on(self.device, generator)
-        perm = torch.randperm(len(self.users), generator=drawing, device=drawing.device)
-        if self.shard.world > 1:
-            perm = torch.cat(shard_of(list(torch.split(perm, self.batch_size)), self.shard) or
-                             [perm[:0]])
-        shuffled = self.users[perm], self.items[perm], self.ratings[perm]  # 3 gathers an epoch
-        yield from zip(*(torch.split(t, self.batch_size) for t in shuffled))
+        yield from rating_batches((self.users, self.items, self.ratings), self.batch_size,
+                                  drawing_on(self.device, generator), self.shard)
 
     def loss(self, model, batch):
         users, items, ratings = batch
@@ -185,37 +171,9 @@ class RankingTask:
         self.sampler = NegativeSampler(train).to(device)
 
     def batches(self, generator):
-        n, k = len(self.users), self.num_neg
-        if n == 0:
-            return
-        generator = drawing_on(self.device, generator)
-        if self.shard.world > 1:
-            yield from self._sharded_batches(generator)
-            return
-        if n * k > WHOLE_EPOCH_NEGATIVES:  # a large log: negatives batch by batch
-            yield from self._lean_batches(generator)
-            return
-        negatives = self.sampler.sample(self.users, k, generator)  # [n, k]
-        if self.loss_name == "bpr":
-            for rows in _slices(n, self.batch_size, generator, self.device):
-                yield self.users[rows], self.items[rows], negatives[rows]
-            return
-        # A batch is a random slice of the positives plus the k negatives of each positive
-        # in another random slice, so that a user's positive and her negatives seldom share
-        # a step, as in a shuffle of all (1 + k) n samples (keeping them together costs
-        # hit rate). Negatives are drawn for the positives in log order (user-sorted: the
-        # sampler's searches stay in cache), and only positions 0..n-1 are shuffled, not
-        # the (1 + k) n samples, whose random reads cost a large share of an epoch.
-        step = max(1, min(self.batch_size // (1 + k), n))  # positives per batch
-        labels = torch.cat([torch.ones(step, device=self.device),
-                            torch.zeros(step * k, device=self.device)])
-        positives = _slices(n, step, generator, self.device)
-        anchors = _slices(n, step, generator, self.device)  # whose negatives join each batch
-        for rows, others in zip(positives, anchors):
-            m = len(rows)
-            yield (torch.cat([self.users[rows], self.users[others].repeat_interleave(k)]),
-                   torch.cat([self.items[rows], negatives[others].view(-1)]),
-                   labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
+        return ranking_batches(self.users, self.items, self.sampler, k=self.num_neg,
+                               size=self.batch_size, pairwise=self.loss_name == "bpr",
+                               generator=drawing_on(self.device, generator), shard=self.shard)
 
     def lookup_shares(self) -> tuple[float, float]:
         """About the share of the user rows and of the item rows one batch looks up: the
@@ -224,51 +182,6 @@ class RankingTask:
         p = max(1, self.batch_size // (1 + k)) if bce else self.batch_size
         return covered(0, (1 + bce) * p, self.train.n_users), covered(p * k, p,
                                                                       self.train.n_items)
-
-    def _lean_batches(self, generator):
-        """The same batches, with each batch's negatives drawn when it comes: memory stays
-        a batch's worth however large the log (an epoch of 20M positives with 8 negatives
-        each would otherwise hold 160M item ids at once, with as many temporaries)."""
-        n, k, device = len(self.users), self.num_neg, self.device
-        if self.loss_name == "bpr":
-            for rows in _slices(n, self.batch_size, generator, device):
-                users = self.users[rows]
-                yield users, self.items[rows], self.sampler.sample(users, k, generator)
-            return
-        step = max(1, self.batch_size // (1 + k))
-        positives = _slices(n, step, generator, device)
-        anchors = _slices(n, step, generator, device)
-        for rows, others in zip(positives, anchors):
-            m, anchor_users = len(rows), self.users[others]
-            negatives = self.sampler.sample(anchor_users, k, generator)  # [m, k]
-            yield (torch.cat([self.users[rows], anchor_users.repeat_interleave(k)]),
-                   torch.cat([self.items[rows], negatives.view(-1)]),
-                   torch.cat([torch.ones(m, device=device), torch.zeros(m * k, device=device)]))
-
-    def _sharded_batches(self, generator):
-        """This process's batches of the epoch every process shuffles alike, with negatives
-        drawn for them alone from a generator of its own (seeded from the shared one)."""
-        n, k, device = len(self.users), self.num_neg, self.device
-        seed = int(torch.randint(2**62, (1,), generator=generator)) + self.shard.rank
-        local = torch.Generator(device=generator.device).manual_seed(seed)
-        if self.loss_name == "bpr":
-            mine = shard_of(_slices(n, self.batch_size, generator, device), self.shard)
-            rows = torch.cat(mine or [self.users[:0]])
-            negatives = self.sampler.sample(self.users[rows], k, local)  # [rows, k]
-            for part, negs in zip(mine, torch.split(negatives, [len(m) for m in mine])):
-                yield self.users[part], self.items[part], negs
-            return
-        step = max(1, self.batch_size // (1 + k))
-        pairs = shard_of(list(zip(_slices(n, step, generator, device),
-                               _slices(n, step, generator, device))), self.shard)
-        anchors = torch.cat([others for _, others in pairs] or [self.users[:0]])
-        negatives = self.sampler.sample(self.users[anchors], k, local)  # [anchors, k]
-        parts = torch.split(negatives, [len(others) for _, others in pairs])
-        for (rows, others), negs in zip(pairs, parts):
-            m = len(rows)
-            labels = torch.cat([torch.ones(m, device=device), torch.zeros(m * k, device=device)])
-            yield (torch.cat([self.users[rows], self.users[others].repeat_interleave(k)]),
-                   torch.cat([self.items[rows], negs.reshape(-1)]), labels)
 
     def loss(self, model, batch):
         """The batch's loss, plus ``reg`` times the penalty on the rows of its positive

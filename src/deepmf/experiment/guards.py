@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from deepmf.batching import WHOLE_EPOCH_NEGATIVES
 from deepmf.data import Dataset
 from deepmf.device import check_memory, resolve_device
 from deepmf.errors import ConfigError, DataError
@@ -26,7 +27,6 @@ from deepmf.experiment.config import RunConfig
 from deepmf.experiment.rundir import RunDir
 from deepmf.models import MODELS, build_model, model_class
 from deepmf.split import Split
-from deepmf.tasks import WHOLE_EPOCH_NEGATIVES
 from deepmf.train import Callback, TrainConfig
 
 TRAINING_COPIES = 4
