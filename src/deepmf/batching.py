@@ -70,16 +70,24 @@ def ranking_batches(users: torch.Tensor, items: torch.Tensor, sampler: NegativeS
         perm = shuffled(n, generator, users.device)
         yield from zip(*(torch.split(t, size) for t in take(perm, users, items, negatives)))
     else:
-        negatives = sampler.sample(users, k, generator)  # [n, k]
-        step = max(1, min(size // (1 + k), n))  # positives per batch
-        labels = _labels(step, k, users.device)
-        users_, items_ = take(shuffled(n, generator, users.device), users, items)
-        anchors, negatives = take(shuffled(n, generator, users.device), users, negatives)
-        for start in range(0, n, step):  # anchors: whose negatives join each batch
-            rows, m = slice(start, start + step), min(step, n - start)
-            yield (torch.cat([users_[rows], anchors[rows].repeat_interleave(k)]),
-                   torch.cat([items_[rows], negatives[rows].view(-1)]),
-                   labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
+        yield from _whole(users, items, sampler, k, size, generator)
+
+
+def _whole(users, items, sampler, k, size, generator) -> Iterator[Batch]:
+    """The log loss's batches with the epoch's negatives drawn at once: each of the two
+    shuffles (of the positives, and of the anchors whose negatives join each batch)
+    gathered once, and the batches slices of them."""
+    n, device = len(users), users.device
+    negatives = sampler.sample(users, k, generator)  # [n, k], in log order
+    step = max(1, min(size // (1 + k), n))  # positives per batch
+    labels = _labels(step, k, device)
+    positive_users, positive_items = take(shuffled(n, generator, device), users, items)
+    anchors, negatives = take(shuffled(n, generator, device), users, negatives)
+    for start in range(0, n, step):
+        rows, m = slice(start, start + step), min(step, n - start)
+        yield (torch.cat([positive_users[rows], anchors[rows].repeat_interleave(k)]),
+               torch.cat([positive_items[rows], negatives[rows].view(-1)]),
+               labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
 
 
 def _labels(m: int, k: int, device) -> torch.Tensor:
