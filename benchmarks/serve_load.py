@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 CLI = "from deepmf.cli import run; run()"
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pytest
 from serve_run import free_port, make_run
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-import httpx
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from serve_run import free_port
@@ -209,3 +209,4 @@ def test_serve_subprocess_end_to_end(run_dir, data_root):
     finally:
         server.terminate()
         server.wait(timeout=20)
+        server.stdout.close()

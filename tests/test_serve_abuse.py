@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import timedelta
 
-import httpx
+import httpx2 as httpx
 import pytest
 from serve_run import free_port
 
