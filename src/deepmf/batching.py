@@ -46,10 +46,10 @@ def rating_batches(columns: tuple[torch.Tensor, ...], size: int, generator: torc
                    shard: Shard) -> Iterator[tuple[torch.Tensor, ...]]:
     """Slices of ``size`` of the columns (users, items, ratings) in a random order, one
     gather each an epoch; with several processes this process's share of the slices."""
-    perm = shuffled(len(columns[0]), generator, generator.device)
+    perm = shuffled(len(columns[0]), generator, columns[0].device)
     if shard.world > 1:
         perm = torch.cat(shard_of(list(torch.split(perm, size)), shard) or [perm[:0]])
-    yield from zip(*(torch.split(t, size) for t in take(perm.to(columns[0].device), *columns)))
+    yield from zip(*(torch.split(t, size) for t in take(perm, *columns)))
 
 
 def ranking_batches(users: torch.Tensor, items: torch.Tensor, sampler: NegativeSampler, *,
@@ -85,13 +85,23 @@ def _whole(users, items, sampler, k, size, generator) -> Iterator[Batch]:
     anchors, negatives = take(shuffled(n, generator, device), users, negatives)
     for start in range(0, n, step):
         rows, m = slice(start, start + step), min(step, n - start)
-        yield (torch.cat([positive_users[rows], anchors[rows].repeat_interleave(k)]),
-               torch.cat([positive_items[rows], negatives[rows].view(-1)]),
-               labels if m == step else torch.cat([labels[:m], labels[step:step + m * k]]))
+        yield _joined(positive_users[rows], positive_items[rows], anchors[rows],
+                      negatives[rows], labels if m == step else
+                      torch.cat([labels[:m], labels[step:step + m * k]]))
 
 
 def _labels(m: int, k: int, device) -> torch.Tensor:
     return torch.cat([torch.ones(m, device=device), torch.zeros(m * k, device=device)])
+
+
+def _joined(users, items, anchors, negatives, labels=None) -> Batch:
+    """A log-loss batch: the positive pairs ``(users, items)``, then each anchor user with
+    her ``k`` negatives (``negatives [m, k]``), and their labels (made here unless given)."""
+    k = negatives.shape[1]
+    if labels is None:
+        labels = _labels(len(users), k, users.device)
+    return (torch.cat([users, anchors.repeat_interleave(k)]),
+            torch.cat([items, negatives.reshape(-1)]), labels)
 
 
 def _lean(users, items, sampler, k, size, pairwise, generator) -> Iterator[Batch]:
@@ -109,9 +119,7 @@ def _lean(users, items, sampler, k, size, pairwise, generator) -> Iterator[Batch
     for rows, others in zip(positives, anchors):
         anchor_users = users.index_select(0, others)
         negatives = sampler.sample(anchor_users, k, generator)  # [m, k]
-        mine, theirs = take(rows, users, items)
-        yield (torch.cat([mine, anchor_users.repeat_interleave(k)]),
-               torch.cat([theirs, negatives.view(-1)]), _labels(len(rows), k, device))
+        yield _joined(*take(rows, users, items), anchor_users, negatives)
 
 
 def _sharded(users, items, sampler, k, size, pairwise, generator, shard) -> Iterator[Batch]:
@@ -134,6 +142,4 @@ def _sharded(users, items, sampler, k, size, pairwise, generator, shard) -> Iter
     negatives = sampler.sample(users.index_select(0, anchors), k, local)  # [anchors, k]
     parts = torch.split(negatives, [len(others) for _, others in pairs])
     for (rows, others), negs in zip(pairs, parts):
-        mine, theirs = take(rows, users, items)
-        yield (torch.cat([mine, users.index_select(0, others).repeat_interleave(k)]),
-               torch.cat([theirs, negs.reshape(-1)]), _labels(len(rows), k, device))
+        yield _joined(*take(rows, users, items), users.index_select(0, others), negs)
