@@ -181,6 +181,20 @@ def _distinct_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grad.indices()[0], grad.values()
 
 
+def make_optimizer(model: torch.nn.Module, config,
+                   shares: tuple[float, float] | None = None) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names (a :class:`~deepmf.train.TrainConfig`: its
+    ``optimizer``, ``lr`` and ``weight_decay``) over the trainable parameters, fused into one
+    kernel per step (far fewer small ops than the per-tensor loop; CPU and CUDA alike).
+    ``lazy-adam`` gives the tables row gradients (:func:`sparse_tables`; ``shares``: of the
+    user and item rows a batch looks up, a task's ``lookup_shares()``)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    kind = OPTIMIZERS[config.optimizer]
+    if getattr(kind, "sparse_embeddings", False):
+        sparse_tables(model, shares)
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
 OPTIMIZERS = {
     "adam": LeanAdam,
     "lazy-adam": LazyAdam,

@@ -16,7 +16,8 @@ import torch
 
 from deepmf.distributed import SINGLE, mean_over_shards, replicated
 from deepmf.errors import ConfigError, DeepMFError
-from deepmf.optim import OPTIMIZERS, sparse_tables
+from deepmf.optim import OPTIMIZERS, make_optimizer
+from deepmf.prefetch import DrawnAhead, draws_ahead
 from deepmf.snapshot import Budget
 
 
@@ -91,19 +92,6 @@ class Callback:
     def on_train_end(self, history: list[dict]) -> None: ...
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig,
-                   shares: tuple[float, float] | None = None) -> torch.optim.Optimizer:
-    """The configured optimizer over the trainable parameters, fused into one kernel per
-    step (far fewer small ops than the per-tensor loop; CPU and CUDA alike). ``lazy-adam``
-    gives the tables row gradients (:func:`~deepmf.optim.sparse_tables`; ``shares``: of the
-    user and item rows a batch looks up, a task's ``lookup_shares()``)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    kind = OPTIMIZERS[config.optimizer]
-    if getattr(kind, "sparse_embeddings", False):
-        sparse_tables(model, shares)
-    return kind(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-
-
 class LoopStore(Protocol):
     """Where :func:`fit` keeps its state after every epoch, so a killed run can go on."""
 
@@ -140,6 +128,8 @@ class _Loop:
         self.plateau = None if self.sweeps else _plateau(self.optimizer, task, config)
         self.best = _Best(task.higher_is_better)
         shard = self.shard = getattr(task, "shard", SINGLE)
+        self.ahead = None if self.sweeps or not draws_ahead(task, shard.world) \
+            else DrawnAhead(task.batches, self.generator)  # the same batches, on a thread
         self.objective = None  # several processes: the loss goes through DDP
         if shard.world > 1 and not self.sweeps:
             device = next(model.parameters()).device
@@ -149,7 +139,8 @@ class _Loop:
         part = lambda x: None if x is None else x.state_dict()  # noqa: E731
         return {"epoch": self.epoch, "done": self.done, "history": self.history,
                 "model": self.model.state_dict(), "optimizer": part(self.optimizer),
-                "plateau": part(self.plateau), "generator": self.generator.get_state(),
+                "plateau": part(self.plateau),
+                "generator": (self.ahead or self.generator).get_state(),
                 "rng": torch.get_rng_state(), "best": {"value": self.best.value,
                                                        "epoch": self.best.epoch,
                                                        "state": self.best.state}}
@@ -172,13 +163,16 @@ class _Loop:
         if self.sweeps:
             self.model.train()
             return dict(self.model.sweep(task.train, self.generator))
-        loss = train_epoch(self.model, task, self.optimizer, self.generator, self.objective)
+        loss = train_epoch(self.model, task, self.optimizer, self.generator, self.objective,
+                           None if self.ahead is None else self.ahead.epoch())
         return mean_over_shards({"loss": loss}, 1, self.shard)  # the same on every process
 
 
 def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator, objective: torch.nn.Module | None = None) -> float:
-    """One pass of minibatch steps over the task's batches; returns the mean batch loss.
+                generator: torch.Generator, objective: torch.nn.Module | None = None,
+                batches: Iterable | None = None) -> float:
+    """One pass of minibatch steps over the task's batches (``batches``, where they were
+    drawn already: :mod:`deepmf.prefetch`); returns the mean batch loss.
 
     A task whose ``fused_step(model)`` returns a function computes each batch's gradients
     with it, without autograd (see :mod:`deepmf.models.fused`); otherwise the loss goes
@@ -190,7 +184,7 @@ def train_epoch(model: torch.nn.Module, task: Task, optimizer: torch.optim.Optim
     step = getattr(optimizer, "lean_step", optimizer.step)
     model.train()
     total, steps = 0.0, 0
-    for batch in task.batches(generator):
+    for batch in task.batches(generator) if batches is None else batches:
         if fused is not None:
             loss = fused(batch)  # sets every parameter's .grad
         else:
@@ -246,16 +240,20 @@ def fit(
         _judge(loop, task)
     for callback in callbacks:
         callback.on_train_begin(model, config)
-    while not loop.done and loop.epoch < config.epochs:
-        _run_epoch(loop, task, config, lr_schedule)
-        validated = _judge(loop, task)
-        for callback in callbacks:
-            callback.on_epoch_end(loop.history[-1], model)
-        stalled = config.patience and loop.epoch - loop.best.epoch >= config.patience
-        loop.done = loop.epoch >= config.epochs or bool(validated and stalled)
-        if store is not None and (loop.done or saving.due()):
-            with saving:
-                store.save(loop.state())
+    try:
+        while not loop.done and loop.epoch < config.epochs:
+            _run_epoch(loop, task, config, lr_schedule)
+            validated = _judge(loop, task)
+            for callback in callbacks:
+                callback.on_epoch_end(loop.history[-1], model)
+            stalled = config.patience and loop.epoch - loop.best.epoch >= config.patience
+            loop.done = loop.epoch >= config.epochs or bool(validated and stalled)
+            if store is not None and (loop.done or saving.due()):
+                with saving:
+                    store.save(loop.state())
+    finally:
+        if loop.ahead is not None:
+            loop.ahead.close()
     if loop.best.state is not None:
         model.load_state_dict(loop.best.state)
     for callback in callbacks:
