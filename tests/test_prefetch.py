@@ -70,6 +70,18 @@ def test_batches_drawn_ahead_are_the_batches_drawn_in_turn(log, monkeypatch, ahe
     assert_same(drawn_ahead(task, 3, ahead), drawn_in_turn(task, 3))
 
 
+def test_the_thread_draws_no_epoch_past_the_last(log):
+    task = task_of(log)
+    generator = torch.Generator().manual_seed(5)
+    ahead = prefetch.DrawnAhead(task.batches, generator, epochs=2)
+    assert_same([(list(ahead.epoch()), ahead.get_state()) for _ in range(2)],
+                drawn_in_turn(task, 2))
+    ahead._thread.join(timeout=30)
+    assert not ahead._thread.is_alive()
+    assert torch.equal(generator.get_state(), drawn_in_turn(task, 2)[-1][1])  # no 3rd draw
+    ahead.close()
+
+
 def train_once(log, monkeypatch, ahead: bool, epochs: int = 3, store=None,
                compiled: bool = False):
     monkeypatch.setattr(train, "draws_ahead", lambda task, world: ahead)

@@ -45,15 +45,18 @@ class DrawnAhead:
     """Epochs of ``draw(generator)``'s batches, drawn on a thread while they are used.
 
     ``epoch()`` yields one epoch's batches in order; the thread goes on to the next epoch
-    as soon as one is drawn. ``get_state()`` is the generator's state at the end of the
-    epochs taken so far, which a snapshot keeps (the generator itself has moved on). The
-    thread starts with the first epoch, so a state restored before that is the one it
-    draws from; ``close()`` stops it. An error while drawing is raised by ``epoch()``.
+    as soon as one is drawn, up to ``epochs`` of them (None: no end). ``get_state()`` is
+    the generator's state at the end of the epochs taken so far, which a snapshot keeps
+    (the generator itself has moved on). The thread starts with the first epoch, so a
+    state restored before that is the one it draws from; ``close()`` stops it. An error
+    while drawing is raised by ``epoch()``.
     """
 
     def __init__(self, draw: Callable[[torch.Generator], Iterable[tuple]],
-                 generator: torch.Generator, ahead: int = AHEAD_SAMPLES):
+                 generator: torch.Generator, ahead: int = AHEAD_SAMPLES,
+                 epochs: int | None = None):
         self._draw, self._generator, self._limit = draw, generator, ahead
+        self._epochs = epochs
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
         self._room = threading.Condition()
         self._held, self._stop, self._thread = 0, False, None
@@ -92,7 +95,9 @@ class DrawnAhead:
 
     def _run(self) -> None:
         try:
-            while True:
+            drawn = 0
+            while self._epochs is None or drawn < self._epochs:
+                drawn += 1
                 for batch in self._draw(self._generator):
                     if not self._put(batch, len(batch[0])):
                         return

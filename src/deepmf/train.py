@@ -128,8 +128,8 @@ class _Loop:
         self.plateau = None if self.sweeps else _plateau(self.optimizer, task, config)
         self.best = _Best(task.higher_is_better)
         shard = self.shard = getattr(task, "shard", SINGLE)
-        self.ahead = None if self.sweeps or not draws_ahead(task, shard.world) \
-            else DrawnAhead(task.batches, self.generator)  # the same batches, on a thread
+        self.ahead, self.epochs = None, config.epochs
+        self.draws_ahead = not self.sweeps and draws_ahead(task, shard.world)
         self.objective = None  # several processes: the loss goes through DDP
         if shard.world > 1 and not self.sweeps:
             device = next(model.parameters()).device
@@ -163,6 +163,9 @@ class _Loop:
         if self.sweeps:
             self.model.train()
             return dict(self.model.sweep(task.train, self.generator))
+        if self.draws_ahead and self.ahead is None:  # the same batches, on a thread
+            self.ahead = DrawnAhead(task.batches, self.generator,
+                                    epochs=self.epochs - self.epoch + 1)
         loss = train_epoch(self.model, task, self.optimizer, self.generator, self.objective,
                            None if self.ahead is None else self.ahead.epoch())
         return mean_over_shards({"loss": loss}, 1, self.shard)  # the same on every process
