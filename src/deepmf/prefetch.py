@@ -103,6 +103,7 @@ class DrawnAhead:
                         return
                 if not self._put(_End(self._generator.get_state()), 0):
                     return
+            raise RuntimeError(f"only {self._epochs} epochs of batches were to be drawn")
         except BaseException as error:  # noqa: BLE001 - raised again by epoch()
             self._ready.put((error, 0))
 
