@@ -84,10 +84,9 @@ def _whole(users, items, sampler, k, size, generator) -> Iterator[Batch]:
     positive_users, positive_items = take(shuffled(n, generator, device), users, items)
     anchors, negatives = take(shuffled(n, generator, device), users, negatives)
     for start in range(0, n, step):
-        rows, m = slice(start, start + step), min(step, n - start)
+        rows = slice(start, start + step)
         yield _joined(positive_users[rows], positive_items[rows], anchors[rows],
-                      negatives[rows], labels if m == step else
-                      torch.cat([labels[:m], labels[step:step + m * k]]))
+                      negatives[rows], labels if n - start >= step else None)
 
 
 def _labels(m: int, k: int, device) -> torch.Tensor:
