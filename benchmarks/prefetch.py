@@ -39,7 +39,7 @@ def one(name: str, ahead: bool, epochs: int, data: str) -> dict:
     from deepmf.tasks import RankingTask
 
     torch.set_num_threads(1)
-    loop.draws_ahead = lambda task, world: ahead
+    loop.draws_ahead = lambda task: ahead
     dataset = load_dataset("ncf:deepcf/ml-1m", data)
     split = make_splits(dataset, "given")[0]
     train = split.train.implicit()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deepmf import batching, prefetch, train
+from deepmf.distributed import Shard
 from deepmf.models import build_model
 from deepmf.readers.synthetic import synthetic
 from deepmf.split import leave_one_out
@@ -85,7 +86,7 @@ def test_the_thread_draws_no_epoch_past_the_last(log):
 
 def train_once(log, monkeypatch, ahead: bool, epochs: int = 3, store=None,
                compiled: bool = False):
-    monkeypatch.setattr(train, "draws_ahead", lambda task, world: ahead)
+    monkeypatch.setattr(train, "draws_ahead", lambda task: ahead)
     task = task_of(log, compiled=compiled)
     torch.manual_seed(0)
     model = build_model("gmf", task.train, dim=8)
@@ -183,7 +184,7 @@ def test_which_runs_draw_ahead(log, monkeypatch):
     monkeypatch.setattr(prefetch, "free_cores", lambda: 2)
     task = task_of(log)
     assert prefetch.draws_ahead(task)
-    assert not prefetch.draws_ahead(task, shard_world=2)  # each process has its core
+    assert not prefetch.draws_ahead(task_of(log, shard=Shard(0, 2)))  # a core each
     rating = RatingTask(synthetic(50, 40, 500, seed=1, ratings=True).interactions, None,
                         batch_size=64, device=torch.device("cpu"))
     assert not prefetch.draws_ahead(rating)  # a shuffle's slices: nothing to win

@@ -27,11 +27,11 @@ epoch of NCF ml-1m's recipes (5M samples for ``neumf``, 9M for ``biased-mf``), a
 of batches at most."""
 
 
-def draws_ahead(task, shard_world: int = 1) -> bool:
+def draws_ahead(task) -> bool:
     """Whether a run of ``task`` draws its batches ahead: a task that says its batches may be
-    drawn on another thread (``task.draws_ahead``), one process, and a second core free
-    of other work (:func:`deepmf.device.free_cores`) at the start."""
-    return bool(getattr(task, "draws_ahead", False)) and shard_world == 1 and free_cores() > 1
+    drawn on another thread (``task.draws_ahead``: on the CPU, in one process) and a second
+    core free of other work (:func:`deepmf.device.free_cores`) at the start."""
+    return bool(getattr(task, "draws_ahead", False)) and free_cores() > 1
 
 
 class _End:

@@ -165,7 +165,8 @@ class RankingTask:
         self.batch_size, self.device, self.num_neg, self.reg = batch_size, device, num_neg, reg
         self.loss_name, self.k, self.prefix, self.shard = loss, k, prefix, shard
         self.compiled = compiled
-        self.draws_ahead = device.type == "cpu"  # on a thread beside the steps (prefetch)
+        # drawn on a thread beside the steps (deepmf.prefetch); each process has its core
+        self.draws_ahead = device.type == "cpu" and shard.world == 1
         self.monitor = f"{prefix}_hr@{k}"
         self.users = _tensor(train.users, device)
         self.items = _tensor(train.items, device)

@@ -129,7 +129,7 @@ class _Loop:
         self.best = _Best(task.higher_is_better)
         shard = self.shard = getattr(task, "shard", SINGLE)
         self.ahead, self.epochs = None, config.epochs
-        self.draws_ahead = not self.sweeps and draws_ahead(task, shard.world)
+        self.draws_ahead = not self.sweeps and draws_ahead(task)
         self.objective = None  # several processes: the loss goes through DDP
         if shard.world > 1 and not self.sweeps:
             device = next(model.parameters()).device
