@@ -1,15 +1,22 @@
 """Seconds to rank every item for every user of the NCF ml-1m files (full-ranking protocol).
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.full_ranking \
-        [--models gmf,mlp,neumf,dmf,cfnet-ml] [--repeats 3] [--old REF]
+        [--models gmf,mlp,neumf,dmf,cfnet-ml] [--repeats 3] [--old REF [--rounds R]] \
+        [--dataset NAME] [--users N]
 
 Times ``evaluate_full`` (score all 3,706 items for each of the 6,040 test users in batches
-of 1,024, mask training items, take the top 10, compute the metrics) for models built with
-seed 0 at their default sizes: the cost does not depend on the weights. The first call
+of ``evaluate_full``'s default size, mask training items, take the top 10, compute the
+metrics) for models built with seed 0 at their default sizes (``biased-mf`` at its ranking
+recipe's 128 factors): the cost does not depend on the weights. ``--dataset`` ranks
+another data set's users instead, split by leave-one-out where it has no split of its own
+(``synthetic:users=138000,items=27000,interactions=20000000`` is ml-20m's shape), and
+``--users N`` only the test users with ids below N. The first call
 (warm-up: thread pools, allocator) is reported apart; ``seconds`` is the median of the
 repeats after it. With ``--old REF`` the same runs, in a fresh process, use commit REF's
 ``src/`` (checked out into a temporary worktree), and each model reports the time ratio and
-the largest difference between the two versions' metrics. Prints JSON.
+the largest difference between the two versions' metrics; ``--rounds R`` runs R processes
+of each version, alternating (the machine's pace drifts), and takes the median over all of
+a version's repeats. Prints JSON.
 """
 
 from __future__ import annotations
@@ -24,27 +31,37 @@ import time
 
 from benchmarks._common import ROOT, data_dir, emit, machine, old_checkout
 
+ML1M = "ncf:deepcf/ml-1m"
 
-def measure(models: list[str], repeats: int) -> dict:
+
+def measure(models: list[str], repeats: int, dataset: str = ML1M,
+            users: int | None = None) -> dict:
     import torch
 
+    from deepmf.data import Interactions
     from deepmf.evaluate import evaluate_full
     from deepmf.models import build_model
     from deepmf.readers import load_dataset
     from deepmf.split import make_splits
 
-    split = make_splits(load_dataset("ncf:deepcf/ml-1m", data_dir()), "given")[0]
+    loaded = load_dataset(dataset, data_dir() if dataset == ML1M else None)
+    split = make_splits(loaded, "given" if dataset == ML1M else "loo")[0]
+    train, test = split.train, split.test
+    if users is not None:
+        keep = test.users < users
+        test = Interactions(test.users[keep], test.items[keep], n_users=test.n_users,
+                            n_items=test.n_items)
     results = {}
     for name in models:
         torch.manual_seed(0)
-        model = build_model(name, split.train)
+        model = build_model(name, train, **({"dim": 128} if name == "biased-mf" else {}))
         start = time.perf_counter()
-        metrics = evaluate_full(model, split.train, split.test)
+        metrics = evaluate_full(model, train, test)
         first = time.perf_counter() - start
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            evaluate_full(model, split.train, split.test)
+            evaluate_full(model, train, test)
             times.append(time.perf_counter() - start)
         results[name] = {"seconds": round(statistics.median(times), 3),
                          "runs": [round(t, 3) for t in times], "first_call": round(first, 3),
@@ -57,28 +74,50 @@ def main() -> None:
     parser.add_argument("--models", default="gmf,mlp,neumf,dmf")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--old", help="also time commit OLD's code, in its own process")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --old: processes of each version, alternating")
+    parser.add_argument("--dataset", default=ML1M, help="another data set to rank")
+    parser.add_argument("--users", type=int, help="rank only the test users below this id")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = args.models.split(",")
-    if args.worker:  # the old code's side: plain JSON on stdout
-        print(json.dumps(measure(models, args.repeats)))
+    if args.worker:  # one version's side: plain JSON on stdout
+        print(json.dumps(measure(models, args.repeats, args.dataset, args.users)))
         return
-    result = {"benchmark": "full_ranking", "dataset": "ncf:deepcf/ml-1m",
-              "models": measure(models, args.repeats), "machine": machine()}
-    if args.old:
-        with old_checkout(args.old) as old_src:
-            child = subprocess.run(
-                [sys.executable, "-m", "benchmarks.full_ranking", "--worker", "--models",
-                 args.models, "--repeats", str(args.repeats)],
-                cwd=ROOT, capture_output=True, text=True, check=True,
-                env={**os.environ, "PYTHONPATH": f"{old_src}{os.pathsep}{ROOT}"})
-        old = json.loads(child.stdout)
-        result["old"] = {"ref": args.old, "models": old}
-        for name, new in result["models"].items():
-            new["new_over_old"] = round(new["seconds"] / old[name]["seconds"], 3)
-            new["max_metric_difference"] = max(abs(v - old[name]["metrics"][k])
-                                               for k, v in new["metrics"].items())
+    result = {"benchmark": "full_ranking", "dataset": args.dataset, "users": args.users,
+              "machine": machine()}
+    if not args.old:
+        result["models"] = measure(models, args.repeats, args.dataset, args.users)
+        emit(result)
+        return
+    worker = [sys.executable, "-m", "benchmarks.full_ranking", "--worker", "--models",
+              args.models, "--repeats", str(args.repeats), "--dataset", args.dataset,
+              *(["--users", str(args.users)] if args.users is not None else [])]
+    sides: dict[str, list[dict]] = {"new": [], "old": []}
+    with old_checkout(args.old) as old_src:
+        for _ in range(args.rounds):  # alternating: the machine's drift falls on both
+            for label, src in (("new", ROOT / "src"), ("old", old_src)):
+                child = subprocess.run(worker, cwd=ROOT, capture_output=True, text=True,
+                                       check=True, env={**os.environ, "PYTHONPATH":
+                                                        f"{src}{os.pathsep}{ROOT}"})
+                sides[label].append(json.loads(child.stdout))
+    merged = {label: {name: _merged([r[name] for r in runs]) for name in models}
+              for label, runs in sides.items()}
+    result["models"], result["old"] = merged["new"], {"ref": args.old, "models": merged["old"]}
+    for name, new in result["models"].items():
+        old = merged["old"][name]
+        new["new_over_old"] = round(new["seconds"] / old["seconds"], 3)
+        new["max_metric_difference"] = max(abs(v - old["metrics"][k])
+                                           for k, v in new["metrics"].items())
     emit(result)
+
+
+def _merged(runs: list[dict]) -> dict:
+    """One model's processes as one: every timed run, their median, the first process's
+    metrics (the same in each) and each process's first call."""
+    times = [t for r in runs for t in r["runs"]]
+    return {"seconds": round(statistics.median(times), 3), "runs": times,
+            "first_call": [r["first_call"] for r in runs], "metrics": runs[0]["metrics"]}
 
 
 if __name__ == "__main__":

@@ -135,6 +135,22 @@ def test_results_do_not_depend_on_batch_size(seed):
     assert sampled[0] == sampled[1] == sampled[2]
 
 
+def test_default_batch_keeps_scores_within_the_limit(monkeypatch):
+    """With many items the default batch holds fewer users (``SCORE_ELEMENTS`` scores at
+    most), and the metrics are those of any batch size."""
+    import deepmf.evaluate as evaluate
+
+    model, train, test, _ = _random_case(2)
+    sizes = []
+    score_all = model.score_all
+    model.score_all = lambda users: sizes.append(len(users)) or score_all(users)
+    want = evaluate_full(model, train, test, k=5, batch_users=1000)
+    monkeypatch.setattr(evaluate, "SCORE_ELEMENTS", 5 * train.n_items + 1)
+    sizes.clear()
+    assert evaluate_full(model, train, test, k=5) == want
+    assert max(sizes) == 5 < sum(sizes)
+
+
 def test_sampled_matches_a_per_row_reference():
     model, _, test, negatives = _random_case(3)
     table = model.table.numpy()

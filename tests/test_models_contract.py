@@ -122,3 +122,17 @@ def test_scores_and_penalty_agree_with_forward_and_penalty(name, log):
         scores, penalty = model.scores_and_penalty(users, items)
         torch.testing.assert_close(scores, model(users, items))
         torch.testing.assert_close(penalty, model.penalty(users, items))
+
+
+def test_biased_product_by_hand():
+    """``alpha · L Rᵀ + column biases + row biases``, on two users and three items."""
+    from deepmf.models.layers import biased_product
+
+    left = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    right = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    got = biased_product(left, right, torch.tensor([10.0, 20.0]), torch.tensor([1.0, 2.0, 3.0]),
+                         alpha=0.5)
+    want = torch.tensor([[0.5 + 10 + 1, 1.0 + 10 + 2, 3.0 + 10 + 3],
+                         [0.0 + 20 + 1, -0.5 + 20 + 2, -1.0 + 20 + 3]])
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(biased_product(left, right), left @ right.T)

@@ -171,6 +171,11 @@ def test_tower_scores_equal_the_tower_over_each_pair(elements, tower_kind):  # b
     pairs = user_part[:, None, :] + item_part[None, :, :]  # [7, 9, 6]
     want = tower(pairs.reshape(-1, 6)) @ weight
     torch.testing.assert_close(got, want.view(7, 9))
+    start = torch.randn(7, 9)  # NeuMF's GMF part: the tower's scores are added into it
+    into = start.clone()
+    added = tower_scores(user_part, item_part, tower, weight, elements=elements, into=into)
+    assert added is into
+    torch.testing.assert_close(added, start + want.view(7, 9))
 
 
 def test_wide_towers_score_pair_major_where_onednn_is_built_in(monkeypatch):

@@ -22,6 +22,7 @@ from torch import nn
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
 from deepmf.models.base import Recommender
+from deepmf.models.layers import biased_product
 from deepmf.solve import RowIndex, solve_rows
 
 SOLVERS = ("cg", "cholesky")
@@ -242,8 +243,8 @@ class ALS(Alternating):
         return super().forward(users, items) + biases
 
     def score_all(self, users):
-        scores = super().score_all(users) + self.user_bias[users, None]
-        return scores + (self.item_bias + self.global_mean)
+        return biased_product(self.user_factors[users], self.item_factors, self.user_bias[users],
+                              self.item_bias + self.global_mean)  # [B, n_items]
 
     def matrix(self, train: Interactions):
         """Ratings as a users × items CSR matrix; a pair rated twice keeps its mean."""

@@ -9,6 +9,7 @@ from deepmf.errors import ConfigError
 from deepmf.models.base import Recommender
 from deepmf.models.bayes_gibbs import SECONDS_PER_DAY, day_numbers, label_design
 from deepmf.models.bayes_sweep import run_sweep
+from deepmf.models.layers import biased_product
 
 
 class BayesMF(Recommender):
@@ -188,7 +189,7 @@ class BayesMF(Recommender):
         scale = 1.0 / max(int(self.kept), 1)
         u, bu = self._parts("user", users)
         i, bi = self._parts("item", slice(None))
-        scores = self._base() + bu[:, None] + bi + scale * (u @ i.T)
+        scores = biased_product(u, i, bu, self._base() + bi, alpha=scale)
         if self.uses_times:
             c, bc = self._parts("day", self._day_rows(times, users))
             scores += (bc + scale * torch.linalg.vecdot(u, c))[:, None] + scale * (c @ i.T)

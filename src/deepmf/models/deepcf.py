@@ -19,7 +19,7 @@ from torch import nn
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
 from deepmf.models.base import Recommender
-from deepmf.models.layers import layer_sizes, mlp, tower_scores
+from deepmf.models.layers import biased_product, layer_sizes, mlp, tower_scores
 from deepmf.models.sparse_rows import first_layers, interaction_rows
 
 
@@ -112,7 +112,8 @@ class DMF(Recommender):
     def scorer(self):
         items = self.item_vectors()  # [I, d]: the item tower once per evaluation
         weight, bias = self.head.weight[0], self.head.bias
-        return lambda users: (self.user_latent(users) * weight) @ items.T + bias
+        return lambda users: biased_product(self.user_latent(users) * weight, items,
+                                            col_bias=bias)
 
     def score_all(self, users):
         with torch.no_grad():
@@ -177,20 +178,22 @@ class CFNetML(Recommender):
         with torch.no_grad():
             return _chunked(self._item_share, self.n_items, self.head.weight.device)
 
-    def pair_scores(self, users, item_part: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]``.
+    def pair_scores(self, users, item_part: torch.Tensor, weight: torch.Tensor,
+                    into: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]`` (added ``into``
+        a tensor of those scores where one is given).
 
         The first hidden layer splits into a user part and an item part (``item_part()``,
         computed once per evaluation by :meth:`scorer`) that meet per pair in
-        :func:`~deepmf.models.base.tower_scores`.
+        :func:`~deepmf.models.layers.tower_scores`.
         """
         with torch.no_grad():
             user_part = self._user_share(users)
-        return tower_scores(user_part, item_part, self.tower[1:], weight)
+        return tower_scores(user_part, item_part, self.tower[1:], weight, into=into)
 
     def scorer(self):
         item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
-        return lambda users: self.pair_scores(users, item_part, weight) + bias
+        return lambda users: self.pair_scores(users, item_part, weight).add_(bias)
 
     def score_all(self, users):
         return self.scorer()(users)
@@ -254,8 +257,9 @@ class CFNet(Recommender):
         items, item_part = self.dmf.item_vectors(), self.ml.item_part()  # once per evaluation
 
         def score(users):
-            rl = (self.dmf.user_latent(users) * weights[:d]) @ items.T  # [B, I]
-            return rl + self.ml.pair_scores(users, item_part, weights[d:]) + bias
+            rl = biased_product(self.dmf.user_latent(users) * weights[:d], items,
+                                col_bias=bias)  # [B, I]
+            return self.ml.pair_scores(users, item_part, weights[d:], into=rl)
 
         return score
 

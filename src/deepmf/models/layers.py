@@ -111,6 +111,22 @@ def row_norms(*rows: torch.Tensor) -> torch.Tensor:
     return sum(torch.dot(r.reshape(-1), r.reshape(-1)) for r in rows) / rows[0].shape[0]
 
 
+def biased_product(left: torch.Tensor, right: torch.Tensor, row_bias=None, col_bias=None,
+                   alpha: float = 1.0) -> torch.Tensor:
+    """``alpha · left @ rightᵀ + col_bias + row_bias[:, None]``: every item's score for each
+    user, ``[B, I]``, as one new tensor.
+
+    The column biases (``[I]``, or one value for all) start the matrix product's output
+    (``addmm``) and the row biases (``[B]``) are added into it in place. For 1,024 users
+    and ml-20m's 27,000 items at 128 factors (two threads) that took 101-128 ms against
+    297-305 ms for the product followed by a sum per bias, each of which read the whole
+    ``[B, I]`` and wrote a new one.
+    """
+    start = left.new_zeros(()) if col_bias is None else col_bias
+    scores = torch.addmm(start, left, right.T, alpha=alpha)
+    return scores if row_bias is None else scores.add_(row_bias[:, None])
+
+
 def column(table: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
     """The entries of a one-column table (biases) for ``indices``: ``[B]`` (a view, whose
     backward is free, where ``[:, 0]`` would scatter into a zero tensor)."""
@@ -144,7 +160,8 @@ def mlp(
 
 
 def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Sequential,
-                 weight: torch.Tensor, elements: int = 1 << 20) -> torch.Tensor:
+                 weight: torch.Tensor, elements: int = 1 << 20,
+                 into: torch.Tensor | None = None) -> torch.Tensor:
     """``weight · tower(user_part[u] + item_part[i])`` for every user and item: ``[B, I]``.
 
     The scoring half of a tower whose first layer was split by side (see
@@ -161,11 +178,14 @@ def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Seq
     ``PAIR_MAJOR_WIDTH`` wide (CFNet-ml's 256-128-64) run pair-major instead, through
     oneDNN with weights packed once and bias and ReLU fused into each product
     (:func:`_packed_layers`). Inference only (no gradients); modules other than linear
-    layers and ReLUs (dropout in eval mode) are called on the pair-major view.
+    layers and ReLUs (dropout in eval mode) are called on the pair-major view. With ``into``
+    (``[B, I]``, contiguous) the scores are added to it in place, block by block while the
+    block is in cache, and it is returned (a model with another part, NeuMF's GMF, saves a
+    pass over all the scores).
     """
     n_items, width = item_part.shape
     step = min(len(user_part), max(1, elements // (n_items * width)))
-    scores = user_part.new_empty(len(user_part), n_items)
+    scores = user_part.new_empty(len(user_part), n_items) if into is None else into
     leading_relu, steps = _fused_steps(tower)
     packed = _packed_layers(steps, step * n_items, user_part)
     with torch.no_grad():
@@ -177,7 +197,7 @@ def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Seq
                          relu=leading_relu).view(-1, width)
                 for weight_, bias, post in packed:
                     x = torch.ops.mkldnn._linear_pointwise(x, weight_, bias, post, [], "")
-                torch.mv(x, weight, out=scores[start : start + len(part)].view(-1))
+                _score(x, weight, scores[start : start + len(part)].view(-1), into)
             return scores
         items_t = item_part.T.contiguous()  # [h, I]
         block = user_part.new_empty(width, step, n_items)
@@ -194,8 +214,16 @@ def tower_scores(user_part: torch.Tensor, item_part: torch.Tensor, tower: nn.Seq
                     x = _add(x, layer.bias[:, None], x, relu=relu)
                 else:
                     x = layer(x.T).T
-            torch.mv(x.T, weight, out=scores[start : start + len(part)].view(-1))
+            _score(x.T, weight, scores[start : start + len(part)].view(-1), into)
     return scores
+
+
+def _score(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, into) -> None:
+    """``x @ weight`` written to ``out``, or added to it where the scores go ``into`` a tensor."""
+    if into is None:
+        torch.mv(x, weight, out=out)
+    else:
+        out.addmv_(x, weight)
 
 
 PAIR_MAJOR_WIDTH = 64

@@ -8,7 +8,15 @@ from torch import nn
 from deepmf.models.base import Recommender
 from deepmf.models.compiled import mf_compiled
 from deepmf.models.fused import mf_grads
-from deepmf.models.layers import column, embedding, layer_sizes, mlp, row_norms, split_linear
+from deepmf.models.layers import (
+    biased_product,
+    column,
+    embedding,
+    layer_sizes,
+    mlp,
+    row_norms,
+    split_linear,
+)
 
 
 class MF(Recommender):
@@ -107,8 +115,9 @@ class BiasedMF(MF):
         return super().forward(users, items) + biases
 
     def score_all(self, users):
-        scores = super().score_all(users) + self.user_bias(users)  # [B, n_items]
-        return scores + self.item_bias.weight[:, 0] + self.global_mean
+        return biased_product(self.user_factors(users), self.item_factors.weight,
+                              column(self.user_bias, users),
+                              self.item_bias.weight[:, 0] + self.global_mean)  # [B, n_items]
 
     def penalty(self, users, items):
         return self.scores_and_penalty(users, items)[1]

@@ -13,6 +13,7 @@ from deepmf.models.base import Recommender
 from deepmf.models.compiled import gmf_compiled
 from deepmf.models.fused import gmf_grads
 from deepmf.models.layers import (
+    biased_product,
     embedding,
     layer_sizes,
     linear_rows,
@@ -49,7 +50,8 @@ class GMF(Recommender):
 
     def score_all(self, users):
         weighted = self.user_embedding(users) * self.head.weight[0]  # [B, F]
-        return weighted @ self.item_embedding.weight.T + self.head.bias  # [B, n_items]
+        return biased_product(weighted, self.item_embedding.weight,
+                              col_bias=self.head.bias)  # [B, n_items]
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -119,8 +121,9 @@ class MLP(TowerStep, Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
-    def tower_scores(self, users, weight) -> torch.Tensor:
-        """``weight · φ(p_u, q_i)`` for every item of each user, ``[B, n_items]``.
+    def tower_scores(self, users, weight, into: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight · φ(p_u, q_i)`` for every item of each user, ``[B, n_items]`` (added
+        ``into`` a tensor of those scores where one is given).
 
         The first layer of ``[p_u ; q_i]`` splits into a user part and an item part, each
         computed once, then broadcast: the widest matmul no longer runs per pair.
@@ -129,10 +132,10 @@ class MLP(TowerStep, Recommender):
         with torch.no_grad():
             user_part = F.linear(self.user_embedding(users), w_u)  # [B, h]
             item_part = F.linear(self.item_embedding.weight, w_i, b)  # [I, h]
-        return tower_scores(user_part, item_part, self.tower[1:], weight)
+        return tower_scores(user_part, item_part, self.tower[1:], weight, into=into)
 
     def score_all(self, users):
-        return self.tower_scores(users, self.head.weight[0]) + self.head.bias
+        return self.tower_scores(users, self.head.weight[0]).add_(self.head.bias)
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -192,9 +195,9 @@ class NeuMF(TowerStep, Recommender):
     def score_all(self, users):
         f = self.gmf.out_features
         weights = self.head.weight[0]
-        gmf_part = (self.gmf.user_embedding(users) * weights[:f]) @ self.gmf.item_embedding.weight.T
-        mlp_part = self.mlp.tower_scores(users, weights[f:])  # [B, I]
-        return gmf_part + mlp_part + self.head.bias
+        scores = biased_product(self.gmf.user_embedding(users) * weights[:f],
+                                self.gmf.item_embedding.weight, col_bias=self.head.bias)
+        return self.mlp.tower_scores(users, weights[f:], into=scores)  # [B, I]
 
     def penalty(self, users, items):
         return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)
