@@ -138,14 +138,14 @@ def test_results_do_not_depend_on_batch_size(seed):
 def test_default_batch_keeps_scores_within_the_limit(monkeypatch):
     """With many items the default batch holds fewer users (``SCORE_ELEMENTS`` scores at
     most), and the metrics are those of any batch size."""
-    import deepmf.evaluate as evaluate
+    import deepmf.models.base as base
 
     model, train, test, _ = _random_case(2)
     sizes = []
     score_all = model.score_all
     model.score_all = lambda users: sizes.append(len(users)) or score_all(users)
     want = evaluate_full(model, train, test, k=5, batch_users=1000)
-    monkeypatch.setattr(evaluate, "SCORE_ELEMENTS", 5 * train.n_items + 1)
+    monkeypatch.setattr(base, "SCORE_ELEMENTS", 5 * train.n_items + 1)
     sizes.clear()
     assert evaluate_full(model, train, test, k=5) == want
     assert max(sizes) == 5 < sum(sizes)

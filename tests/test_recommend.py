@@ -65,6 +65,33 @@ def test_fewer_unseen_items_than_k_returns_only_valid_ones():
     assert items[0].tolist() == [2, 0, -1, -1] and np.isinf(scores[0, 2:]).all()
 
 
+@pytest.mark.parametrize("batch_users", [1, 2, 3])
+def test_users_scored_in_batches_give_the_lists_of_one_batch(batch_users):
+    """Batches of users keep their own top k; the lists, and the padding of a user with
+    fewer unseen items than k (user 0: two left), are those of scoring everyone at once."""
+    table = np.random.default_rng(1).random((5, 5))
+    table[:2] = TABLE
+    seen = Interactions(np.array([0, 0, 0, 1]), np.array([1, 3, 4, 0]), n_users=5, n_items=5)
+    model, users = FixedScores(table), [3, 0, 1, 4, 2]
+    calls = []
+    score_all = model.score_all
+    model.score_all = lambda batch: calls.append(len(batch)) or score_all(batch)
+    items, scores = recommend(model, users, k=4, exclude=seen.csr, batch_users=batch_users)
+    assert max(calls) == batch_users and sum(calls) == len(users)
+    whole = np.argsort(-np.where(seen.csr.toarray()[users] > 0, -np.inf, table[users]), axis=1)
+    for row, user in enumerate(users):
+        unseen = [i for i in whole[row].tolist() if (user, i) not in {(0, 1), (0, 3), (0, 4),
+                                                                      (1, 0)}][:4]
+        assert items[row].tolist() == unseen + [-1] * (4 - len(unseen))
+        np.testing.assert_allclose(scores[row, : len(unseen)], table[user, unseen], rtol=1e-6)
+    assert np.isinf(scores[users.index(0), 2:]).all()
+
+
+def test_recommend_for_no_users_has_the_usual_width():
+    items, scores = recommend(FixedScores(TABLE), [], k=3)
+    assert items.shape == scores.shape == (0, 3)
+
+
 def test_masking_never_writes_into_the_model():
     # ItemPop's score_all is a view of its counts buffer: masking must copy, not write.
     log = Interactions(np.array([0, 1, 1, 2]), np.array([0, 0, 1, 2]), n_users=3, n_items=4)

@@ -16,7 +16,7 @@ import torch
 from deepmf import metrics
 from deepmf.data import Interactions, distinct, gather_rows
 from deepmf.errors import ConfigError, DataError
-from deepmf.models.base import model_device
+from deepmf.models.base import model_device, users_per_batch
 
 
 @contextlib.contextmanager
@@ -151,17 +151,6 @@ def _sampled_ranks(model, test: Interactions, negatives: np.ndarray,
     return torch.cat(ranks).cpu()
 
 
-SCORE_ELEMENTS = 1 << 22
-"""Scores (users × items) a full-ranking batch holds by default, 16 MB in float32. A batch's
-scores and their masked copy are each a new tensor, and glibc serves allocations above
-its mmap threshold (32 MB at most) with memory mapped afresh, each page faulted in on first
-touch: ranking 20,000
-users of ml-20m's shape (27,000 items; alternating, four runs each) took 770,000 page
-faults and 2.41 s with ``biased-mf`` in batches of 1,024 users, 6,000-30,000 and 1.72 s in
-batches of 155, the default there (``gmf``: 2.33 against 1.05 s).
-ml-1m's 3,706 items keep batches of 1,024."""
-
-
 def evaluate_full(
     model: torch.nn.Module,
     train: Interactions,
@@ -186,7 +175,8 @@ def evaluate_full(
         test: relevant items.
         k: cut-off.
         batch_users: users scored per ``score_all`` call (default: as many as keep a
-            batch's scores within ``SCORE_ELEMENTS``, at most 1,024).
+            batch's scores within :data:`~deepmf.models.base.SCORE_ELEMENTS`, at most
+            1,024).
 
     Returns:
         ``{"hr@K", "ndcg@K", "mrr", "map@K", "recall@K", "precision@K"}`` as floats, where
@@ -201,7 +191,7 @@ def evaluate_full(
         return dict.fromkeys(keys, float("nan"))
     n_relevant = torch.from_numpy(counts.astype(np.int64))
     device = model_device(model)
-    batch_users = batch_users or max(1, min(1024, SCORE_ELEMENTS // max(n_items, 1)))
+    batch_users = batch_users or users_per_batch(n_items)
     ranker = _TopK(train, test.n_users, n_items, relevant, k, device)
     eval_users_t = torch.from_numpy(eval_users).to(device)
     values: list[list[torch.Tensor]] = [[] for _ in keys]

@@ -13,7 +13,7 @@ import torch
 
 from deepmf.data import gather_rows
 from deepmf.errors import DeepMFError
-from deepmf.models.base import Recommender, model_device
+from deepmf.models.base import Recommender, model_device, users_per_batch
 
 
 def seen_pairs(csr: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +31,12 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     score ``-inf``.
     """
     values, items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    values, items = values.float().cpu().numpy(), items.cpu().numpy()
+    return _trimmed(values.float().cpu().numpy(), items.cpu().numpy())
+
+
+def _trimmed(values: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k``'s lists from full-width top columns: ``-inf`` entries become item ``-1``,
+    and the columns that are ``-inf`` in every row are dropped."""
     valid = np.isfinite(values)
     if not valid.all():
         width = int(valid.sum(1).max()) if len(values) else 0
@@ -40,8 +45,13 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.inference_mode()
-def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | None = None):
+def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | None = None,
+              batch_users: int | None = None):
     """Top-``k`` items for each user (dense ids), best first.
+
+    The users are scored a batch at a time (the item side's work once, through
+    ``model.scorer()``), keeping each batch's top ``k`` only, so memory does not grow with
+    users × items.
 
     Args:
         model: a trained model.
@@ -49,19 +59,29 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
         k: list length; if a user has fewer than ``k`` items left after exclusion, the rest
             of that row is padded with item ``-1`` and score ``-inf``.
         exclude: ``n_users x n_items`` CSR of items to leave out (what each user has seen).
+        batch_users: users scored at a time (default: as many as keep a batch's scores
+            within :data:`~deepmf.models.base.SCORE_ELEMENTS`, at most 1,024).
 
     Returns:
         ``(items int64[B, k], scores float32[B, k])`` as numpy arrays.
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     device = model_device(model)
-    scores = model.score_all(torch.from_numpy(users).to(device)).float()  # [B, I]
-    if exclude is not None:
-        rows, cols = (torch.from_numpy(a.astype(np.int64)).to(device)
-                      for a in seen_pairs(exclude, users))
-        # out of place: score_all may return a view of model state (ItemPop's counts)
-        scores = scores.index_put((rows, cols), torch.tensor(float("-inf"), device=device))
-    return top_k(scores, k)
+    score = model.scorer() if hasattr(model, "scorer") else model.score_all
+    step = batch_users or users_per_batch(getattr(model, "n_items", 1))
+    minus_inf = torch.tensor(float("-inf"), device=device)
+    tops = []
+    for start in range(0, max(len(users), 1), step):  # one (empty) batch for no users
+        batch = users[start : start + step]
+        scores = score(torch.from_numpy(batch).to(device)).float()  # [b, I]
+        if exclude is not None:
+            rows, cols = (torch.from_numpy(a.astype(np.int64)).to(device)
+                          for a in seen_pairs(exclude, batch))
+            # out of place: score_all may return a view of model state (ItemPop's counts)
+            scores = scores.index_put((rows, cols), minus_inf)
+        values, items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+        tops.append((values.float().cpu().numpy(), items.cpu().numpy()))
+    return _trimmed(np.concatenate([v for v, _ in tops]), np.concatenate([i for _, i in tops]))
 
 
 def normalized_item_vectors(model: Recommender, name: str | None = None) -> torch.Tensor:
