@@ -11,6 +11,7 @@ import torch
 from deepmf.cli import main
 from deepmf.data import Interactions
 from deepmf.errors import DeepMFError
+from deepmf.evaluate import evaluate_full
 from deepmf.experiment.trained import UnknownIdError
 from deepmf.models import MF, ItemPop, Recommender
 from deepmf.recommend import recommend, seen_pairs, similar_items
@@ -100,6 +101,24 @@ def test_masking_never_writes_into_the_model():
     items, _ = recommend(model, [1], k=2, exclude=log.csr)
     assert items.tolist() == [[2, 3]]
     assert torch.equal(model.counts, before)
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_scores_are_masked_in_place_only_where_the_model_says_they_are_fresh(fresh):
+    """A model whose ``score_all`` gives a new tensor each call lets ``recommend`` and full
+    ranking write ``-inf`` into it (no copy); any other keeps its output intact."""
+    model = FixedScores(TABLE)
+    model.fresh_scores = fresh
+    outputs = []
+    model.score_all = lambda users: outputs.append(model.table[users]) or outputs[-1]
+    items, _ = recommend(model, [0, 1], k=2, exclude=SEEN.csr)
+    assert items.tolist() == [[2, 0], [2, 3]]
+    full = evaluate_full(model, SEEN, Interactions(np.array([0, 1]), np.array([2, 2]),
+                                                   n_users=2, n_items=5), k=1)
+    assert full["hr@1"] == 1.0  # item 2 is both users' best unseen item
+    written = [bool(torch.isinf(out).any()) for out in outputs]
+    assert written == [fresh, fresh]
+    assert not torch.isinf(model.table).any()
 
 
 def test_seen_pairs_lists_each_rows_items():

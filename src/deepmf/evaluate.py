@@ -16,7 +16,7 @@ import torch
 from deepmf import metrics
 from deepmf.data import Interactions, distinct, gather_rows
 from deepmf.errors import ConfigError, DataError
-from deepmf.models.base import model_device, users_per_batch
+from deepmf.models.base import masked_scores, model_device, users_per_batch
 
 
 @contextlib.contextmanager
@@ -200,7 +200,7 @@ def evaluate_full(
         score_all = model.scorer() if hasattr(model, "scorer") else model.score_all
         for i in range(0, len(eval_users), batch_users):
             users = eval_users_t[i : i + batch_users]
-            hits = ranker.hits(users, score_all(users).float())  # [B, K'] on the CPU
+            hits = ranker.hits(users, score_all(users).float(), model)  # [B, K'] on the CPU
             n_rel = n_relevant[i : i + batch_users]
             batch = (
                 metrics.hit_rate(hits),
@@ -234,17 +234,16 @@ class _TopK:
         self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
         self.relevant = torch.from_numpy(relevant).to(device)
         self.n_items, self.k = n_items, k
-        self.minus_inf = torch.tensor(float("-inf"), device=device)
 
-    def hits(self, users: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """``bool[B, K']``: is the j-th best unseen item of each user relevant?"""
+    def hits(self, users: torch.Tensor, scores: torch.Tensor, model) -> torch.Tensor:
+        """``bool[B, K']``: is the j-th best unseen item of each user relevant? (``model``'s
+        ``scores``, masked in place where it allows, :func:`masked_scores`)"""
         if scores.shape != (len(users), self.n_items):
             raise DataError(f"score_all returned shape {tuple(scores.shape)}, "
                             f"expected {(len(users), self.n_items)}")
         positions, counts = gather_rows(self.indptr, users)
         rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-        # a copy: outputs stay intact
-        scores = scores.index_put((rows, self.indices[positions]), self.minus_inf)
+        scores = masked_scores(model, scores, rows, self.indices[positions])
         top = scores.topk(min(self.k, self.n_items), dim=1).indices  # [B, K']
         wanted = users[:, None] * self.n_items + top
         pos = torch.searchsorted(self.relevant, wanted).clamp(max=len(self.relevant) - 1)

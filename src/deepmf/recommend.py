@@ -13,7 +13,7 @@ import torch
 
 from deepmf.data import gather_rows
 from deepmf.errors import DeepMFError
-from deepmf.models.base import Recommender, model_device, users_per_batch
+from deepmf.models.base import Recommender, masked_scores, model_device, users_per_batch
 
 
 def seen_pairs(csr: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,6 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
     device = model_device(model)
     score = model.scorer() if hasattr(model, "scorer") else model.score_all
     step = batch_users or users_per_batch(getattr(model, "n_items", 1))
-    minus_inf = torch.tensor(float("-inf"), device=device)
     tops = []
     for start in range(0, max(len(users), 1), step):  # one (empty) batch for no users
         batch = users[start : start + step]
@@ -77,8 +76,7 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
         if exclude is not None:
             rows, cols = (torch.from_numpy(a.astype(np.int64)).to(device)
                           for a in seen_pairs(exclude, batch))
-            # out of place: score_all may return a view of model state (ItemPop's counts)
-            scores = scores.index_put((rows, cols), minus_inf)
+            scores = masked_scores(model, scores, rows, cols)  # never into model state
         values, items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         tops.append((values.float().cpu().numpy(), items.cpu().numpy()))
     return _trimmed(np.concatenate([v for v, _ in tops]), np.concatenate([i for _, i in tops]))

@@ -23,6 +23,19 @@ def users_per_batch(n_items: int, most: int = 1024) -> int:
     return max(1, min(most, SCORE_ELEMENTS // max(n_items, 1)))
 
 
+def masked_scores(model: nn.Module, scores: torch.Tensor, rows: torch.Tensor,
+                  cols: torch.Tensor) -> torch.Tensor:
+    """``scores`` with ``-inf`` at ``(rows, cols)`` (items a user has seen): in place where
+    ``model`` declares its scores ``fresh_scores``, else in a copy, so that model state is
+    never written. Ranking 20,000 users of ml-20m's shape (27,000 items; two rounds of
+    alternating processes) took 0.71 s in place against 0.84 s with the copy for ``gmf``
+    (8 factors), 1.62 against 1.66 s for ``biased-mf`` (128)."""
+    minus_inf = torch.tensor(float("-inf"), device=scores.device)
+    if getattr(model, "fresh_scores", False):
+        return scores.index_put_((rows, cols), minus_inf)
+    return scores.index_put((rows, cols), minus_inf)
+
+
 class Recommender(nn.Module):
     """Base class: score (user, item) pairs, or every item for a batch of users.
 
@@ -43,6 +56,11 @@ class Recommender(nn.Module):
     selects_epochs: bool = True
     """False for models whose every further epoch can only help (Gibbs samplers averaging
     more samples): they train once, on all training data, for their own number of epochs."""
+    fresh_scores: bool = True
+    """Whether ``score_all`` (and the function ``scorer()`` returns) gives a new tensor each
+    call, which full ranking and ``recommend`` then mask in place (see
+    :func:`masked_scores`); False where it may be model state or a view of it (ItemPop's
+    counts), which they copy first."""
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each user: ``[B, n_items]``."""

@@ -15,6 +15,7 @@ class ItemPop(Recommender):
     """
 
     trainer = None
+    fresh_scores = False  # score_all is a view of the counts
 
     def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None):
         super().__init__()
