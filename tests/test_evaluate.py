@@ -151,6 +151,21 @@ def test_default_batch_keeps_scores_within_the_limit(monkeypatch):
     assert max(sizes) == 5 < sum(sizes)
 
 
+def test_default_sampled_batch_keeps_pairs_within_the_limit(monkeypatch):
+    """The default batch scores at most ``SAMPLED_PAIRS`` pairs (rows × candidates), with
+    the metrics of any batch size."""
+    import deepmf.evaluate as evaluate
+
+    model, _, test, negatives = _random_case(4)
+    want = evaluate_sampled(model, test, negatives, k=5, batch_size=1000)
+    sizes = []
+    forward = model.forward
+    model.forward = lambda users, items: sizes.append(len(users)) or forward(users, items)
+    monkeypatch.setattr(evaluate, "SAMPLED_PAIRS", 3 * (1 + negatives.shape[1]) + 1)
+    assert evaluate_sampled(model, test, negatives, k=5) == want
+    assert max(sizes) == 3 * (1 + negatives.shape[1]) and sum(sizes) == negatives.size + len(test)
+
+
 def test_sampled_matches_a_per_row_reference():
     model, _, test, negatives = _random_case(3)
     table = model.table.numpy()
