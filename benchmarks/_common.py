@@ -47,3 +47,21 @@ def old_checkout(ref: str):
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False)
+
+
+def child_json(module: str, settings: dict) -> dict:
+    """``one(**settings)`` of the benchmark ``module``, run in a fresh process on this
+    checkout's ``src/`` (see :func:`child_or_main`): the JSON it prints."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    child = subprocess.run([sys.executable, "-m", module, "--one", json.dumps(settings)],
+                           cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(child.stdout)
+
+
+def child_or_main(one, main) -> None:
+    """A benchmark script's entry: ``--one SETTINGS`` (a child started by
+    :func:`child_json`) prints ``one(**SETTINGS)`` as JSON; anything else runs ``main()``."""
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(one(**json.loads(sys.argv[2]))))
+    else:
+        main()

@@ -16,14 +16,10 @@ HR@10 after every epoch (they draw the same batches). Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 
-from benchmarks._common import ROOT, data_dir, emit, machine
+from benchmarks._common import child_json, child_or_main, data_dir, emit, machine
 
 
 def one(name: str, ahead: bool, epochs: int, data: str) -> dict:
@@ -67,7 +63,6 @@ def main() -> None:
     parser.add_argument("--models", default="neumf,biased-mf")
     args = parser.parse_args()
     data = str(data_dir().resolve())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     result = {"benchmark": "prefetch", "epochs": args.epochs, "machine": machine()}
     for name in args.models.split(","):
         runs: dict[str, list[dict]] = {"ahead": [], "in_turn": []}
@@ -75,10 +70,7 @@ def main() -> None:
             for label in runs:
                 settings = {"name": name, "ahead": label == "ahead", "epochs": args.epochs,
                             "data": data}
-                child = subprocess.run([sys.executable, "-m", "benchmarks.prefetch", "--one",
-                                        json.dumps(settings)], cwd=ROOT, env=env,
-                                       capture_output=True, text=True, check=True)
-                runs[label].append(json.loads(child.stdout))
+                runs[label].append(child_json("benchmarks.prefetch", settings))
         later = {label: statistics.median(s for r in rs for s in r["seconds"][1:])
                  for label, rs in runs.items()}
         result[name] = {
@@ -90,7 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--one"]:
-        print(json.dumps(one(**json.loads(sys.argv[2]))))
-    else:
-        main()
+    child_or_main(one, main)

@@ -18,15 +18,11 @@ is ``evaluate_sampled``'s own batch (``SAMPLED_PAIRS`` pairs). Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
 
-from benchmarks._common import ROOT, emit, machine
+from benchmarks._common import child_json, child_or_main, emit, machine
 
 
 def one(model_name: str, batch: str, calls: int, size: int) -> dict:
@@ -65,7 +61,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--size", type=int, default=20_000_000)
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     result = {"benchmark": "sampled_ranking", "size": args.size, "machine": machine()}
     for name in args.models.split(","):
         runs: dict[str, list[dict]] = {b: [] for b in args.batch_sizes.split(",")}
@@ -73,19 +68,13 @@ def main() -> None:
             for batch in runs:
                 settings = {"model_name": name, "batch": batch, "calls": args.calls,
                             "size": args.size}
-                child = subprocess.run([sys.executable, "-m", "benchmarks.sampled_ranking",
-                                        "--one", json.dumps(settings)], cwd=ROOT, env=env,
-                                       capture_output=True, text=True, check=True)
-                runs[batch].append(json.loads(child.stdout))
-        result[name] = {batch: {
-            "median_seconds": statistics.median(s for r in rs for s in r["seconds"]),
-            "runs": rs, "same_hr": len({r["hr@10"] for rs_ in runs.values() for r in rs_}) == 1}
-            for batch, rs in runs.items()}
+                runs[batch].append(child_json("benchmarks.sampled_ranking", settings))
+        result[name] = {
+            "same_hr": len({r["hr@10"] for rs in runs.values() for r in rs}) == 1,
+            **{batch: {"median_seconds": statistics.median(s for r in rs for s in r["seconds"]),
+                       "runs": rs} for batch, rs in runs.items()}}
     emit(result)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--one"]:
-        print(json.dumps(one(**json.loads(sys.argv[2]))))
-    else:
-        main()
+    child_or_main(one, main)

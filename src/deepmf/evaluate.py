@@ -16,7 +16,7 @@ import torch
 from deepmf import metrics
 from deepmf.data import Interactions, distinct, gather_rows
 from deepmf.errors import ConfigError, DataError
-from deepmf.models.base import masked_scores, model_device, users_per_batch
+from deepmf.models.base import masked_scores, model_device, scorer_of, users_per_batch
 
 
 @contextlib.contextmanager
@@ -213,7 +213,7 @@ def evaluate_full(
     values: list[list[torch.Tensor]] = [[] for _ in keys]
     with _inference(model):
         # item-side work once for all batches (plain modules need only score_all)
-        score_all = model.scorer() if hasattr(model, "scorer") else model.score_all
+        score_all = scorer_of(model)
         for i in range(0, len(eval_users), batch_users):
             users = eval_users_t[i : i + batch_users]
             hits = ranker.hits(users, score_all(users).float(), model)  # [B, K'] on the CPU

@@ -13,7 +13,13 @@ import torch
 
 from deepmf.data import gather_rows
 from deepmf.errors import DeepMFError
-from deepmf.models.base import Recommender, masked_scores, model_device, users_per_batch
+from deepmf.models.base import (
+    Recommender,
+    masked_scores,
+    model_device,
+    scorer_of,
+    users_per_batch,
+)
 
 
 def seen_pairs(csr: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +73,7 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     device = model_device(model)
-    score = model.scorer() if hasattr(model, "scorer") else model.score_all
+    score = scorer_of(model)
     step = batch_users or users_per_batch(getattr(model, "n_items", 1))
     tops = []
     for start in range(0, max(len(users), 1), step):  # one (empty) batch for no users

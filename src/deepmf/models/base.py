@@ -23,6 +23,12 @@ def users_per_batch(n_items: int, most: int = 1024) -> int:
     return max(1, min(most, SCORE_ELEMENTS // max(n_items, 1)))
 
 
+def scorer_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model.scorer()`` (the item side's work done once) where it has one, else its
+    ``score_all``: scores of every item for batches of users, all through one ranking."""
+    return model.scorer() if hasattr(model, "scorer") else model.score_all
+
+
 def masked_scores(model: nn.Module, scores: torch.Tensor, rows: torch.Tensor,
                   cols: torch.Tensor) -> torch.Tensor:
     """``scores`` with ``-inf`` at ``(rows, cols)`` (items a user has seen): in place where
