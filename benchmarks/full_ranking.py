@@ -2,12 +2,17 @@
 
     DEEPMF_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.full_ranking \
         [--models gmf,mlp,neumf,dmf,cfnet-ml] [--repeats 3] [--old REF [--rounds R]] \
-        [--dataset NAME] [--users N]
+        [--dataset NAME] [--users N] [--train-epochs N]
 
 Times ``evaluate_full`` (score all 3,706 items for each of the 6,040 test users in batches
 of ``evaluate_full``'s default size, mask training items, take the top 10, compute the
 metrics) for models built with seed 0 at their default sizes (``biased-mf`` at its ranking
-recipe's 128 factors): the cost does not depend on the weights. ``--dataset`` ranks
+recipe's 128 factors). For the models whose full ranking is screened on the popular items
+first (NCF's and DeepCF's towers), the cost depends on the weights: ``--train-epochs N``
+first trains each model N epochs with its recipe (``deepmf train --epochs N``, before
+any timing), and every version ranks those same trained models; untrained,
+the screen rules out few users and the pass costs about what it did without one.
+``--dataset`` ranks
 another data set's users instead, split by leave-one-out where it has no split of its own
 (``synthetic:users=138000,items=27000,interactions=20000000`` is ml-20m's shape), and
 ``--users N`` only the test users with ids below N. The first call
@@ -27,6 +32,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchmarks._common import ROOT, data_dir, emit, machine, old_checkout
@@ -35,9 +41,10 @@ ML1M = "ncf:deepcf/ml-1m"
 
 
 def measure(models: list[str], repeats: int, dataset: str = ML1M,
-            users: int | None = None) -> dict:
+            users: int | None = None, trained: str | None = None) -> dict:
     import torch
 
+    from deepmf.checkpoint import load_checkpoint
     from deepmf.data import Interactions
     from deepmf.evaluate import evaluate_full
     from deepmf.models import build_model
@@ -54,7 +61,10 @@ def measure(models: list[str], repeats: int, dataset: str = ML1M,
     results = {}
     for name in models:
         torch.manual_seed(0)
-        model = build_model(name, train, **({"dim": 128} if name == "biased-mf" else {}))
+        if trained:
+            model = load_checkpoint(_checkpoint(trained, name))[1]
+        else:
+            model = build_model(name, train, **({"dim": 128} if name == "biased-mf" else {}))
         start = time.perf_counter()
         metrics = evaluate_full(model, train, test)
         first = time.perf_counter() - start
@@ -69,6 +79,24 @@ def measure(models: list[str], repeats: int, dataset: str = ML1M,
     return results
 
 
+def _checkpoint(folder: str, name: str):
+    """The one checkpoint of ``folder``'s run of model ``name``."""
+    from pathlib import Path
+
+    return next((Path(folder) / name / "checkpoints").iterdir())
+
+
+def train_models(models: list[str], dataset: str, epochs: int, folder: str) -> None:
+    """Each model trained ``epochs`` epochs with its recipe into ``folder/NAME`` (by the CLI,
+    in a process of its own: it sets the process's threads)."""
+    for name in models:
+        subprocess.run([sys.executable, "-m", "deepmf", "train", "--model", name, "--dataset",
+                        dataset, "--epochs", str(epochs), "--out", os.path.join(folder, name),
+                        "--quiet", *(["--data-dir", str(data_dir())] if dataset == ML1M else [])],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="gmf,mlp,neumf,dmf")
@@ -78,21 +106,33 @@ def main() -> None:
                         help="with --old: processes of each version, alternating")
     parser.add_argument("--dataset", default=ML1M, help="another data set to rank")
     parser.add_argument("--users", type=int, help="rank only the test users below this id")
+    parser.add_argument("--train-epochs", type=int,
+                        help="rank models trained this many epochs (each its recipe)")
+    parser.add_argument("--trained", help=argparse.SUPPRESS)  # the workers' trained runs
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = args.models.split(",")
     if args.worker:  # one version's side: plain JSON on stdout
-        print(json.dumps(measure(models, args.repeats, args.dataset, args.users)))
+        print(json.dumps(measure(models, args.repeats, args.dataset, args.users, args.trained)))
         return
     result = {"benchmark": "full_ranking", "dataset": args.dataset, "users": args.users,
-              "machine": machine()}
+              "train_epochs": args.train_epochs, "machine": machine()}
+    with tempfile.TemporaryDirectory() as trained:
+        if args.train_epochs:
+            train_models(models, args.dataset, args.train_epochs, trained)
+        _compare(args, models, result, trained if args.train_epochs else None)
+
+
+def _compare(args, models: list[str], result: dict, trained: str | None) -> None:
+    """This version alone, or alternating with ``--old``'s in fresh processes."""
     if not args.old:
-        result["models"] = measure(models, args.repeats, args.dataset, args.users)
+        result["models"] = measure(models, args.repeats, args.dataset, args.users, trained)
         emit(result)
         return
     worker = [sys.executable, "-m", "benchmarks.full_ranking", "--worker", "--models",
               args.models, "--repeats", str(args.repeats), "--dataset", args.dataset,
-              *(["--users", str(args.users)] if args.users is not None else [])]
+              *(["--users", str(args.users)] if args.users is not None else []),
+              *(["--trained", trained] if trained else [])]
     sides: dict[str, list[dict]] = {"new": [], "old": []}
     with old_checkout(args.old) as old_src:
         for _ in range(args.rounds):  # alternating: the machine's drift falls on both

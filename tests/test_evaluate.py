@@ -151,6 +151,88 @@ def test_default_batch_keeps_scores_within_the_limit(monkeypatch):
     assert max(sizes) == 5 < sum(sizes)
 
 
+class ScreenedTable(TableModel):
+    """A table that scores item subsets (``scores_subsets``), recording whose rows were
+    scored in full."""
+
+    scores_subsets = True
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.n_items = self.table.shape[1]
+        self.ranked = []
+
+    def scorer(self):
+        def score(users, items=None):
+            if items is None:
+                self.ranked.extend(users.tolist())
+                return self.table[users]
+            return self.table[users][:, items]
+
+        return score
+
+
+# items 0-2 are the popular ones (trained on by users 3-5); k = 2, screen = 3
+SCREEN_TABLE = [
+    [0.9, 0.8, 0.1, 0.5, 0.0, 0.0],  # u0: two popular items above its test item 3 -> out
+    [0.9, 0.8, 0.1, 0.5, 0.4, 0.0],  # u1: item 0 seen, only item 1 above -> ranked (hit 2)
+    [0.5, 0.5, 0.1, 0.4999, 0.0, 0.0],  # u2: above by less than the margin -> ranked (miss)
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+]
+SCREEN_TRAIN = _log([1, 3, 3, 3, 4, 4, 5], [0, 0, 1, 2, 0, 1, 0], 6, 6)
+SCREEN_TEST = _log([0, 1, 2], [3, 3, 3], 6, 6)
+
+
+def test_screen_rules_out_users_with_k_popular_items_above_by_hand():
+    model = ScreenedTable(SCREEN_TABLE)
+    result = evaluate_full(model, SCREEN_TRAIN, SCREEN_TEST, k=2, screen=3)
+    assert sorted(model.ranked) == [1, 2]  # user 0 never ranked in full
+    assert result == evaluate_full(TableModel(SCREEN_TABLE), SCREEN_TRAIN, SCREEN_TEST, k=2)
+    # u0 misses, u1's item comes second (item 1, then 3), u2's after items 0 and 1
+    assert result["hr@2"] == pytest.approx(1 / 3)
+    assert result["ndcg@2"] == pytest.approx(1 / math.log2(3) / 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_screen_never_changes_the_metrics(seed):
+    """Any screen size on tables full of ties gives the unscreened metrics."""
+    table = _random_case(seed)[0].table
+    _, train, test, _ = _random_case(seed)
+    want = evaluate_full(TableModel(table), train, test, k=3)
+    for screen in (1, 4, 12, 23):
+        model = ScreenedTable(table)
+        assert evaluate_full(model, train, test, k=3, screen=screen) == want
+        assert len(set(model.ranked)) < len(set(test.users.tolist())) or screen == 1
+
+
+def test_screen_on_a_trained_model_of_real_data(ml100k):
+    """On ml-100k (leave-one-out), a trained NeuMF is screened by default (1,682 items: the
+    105 most popular first): the same metrics, most users never ranked in full."""
+    from deepmf.models import build_model
+    from deepmf.models.base import Recommender
+    from deepmf.split import make_splits
+    from deepmf.tasks import RankingTask
+    from deepmf.train import TrainConfig, fit
+
+    split = make_splits(ml100k, "loo")[0]
+    torch.manual_seed(0)
+    model = build_model("neumf", split.train)
+    task = RankingTask(split.train, None, batch_size=1024, device=torch.device("cpu"), num_neg=4)
+    fit(model, task, TrainConfig(epochs=2, lr=0.005, patience=0))
+    unscreened = evaluate_full(model, split.train, split.test, screen=0)
+    ranked = []
+    scorer = model.scorer
+    model.scorer = lambda: (lambda users, items=None: (
+        items is None and ranked.append(len(users))) or scorer()(users, items))
+    assert evaluate_full(model, split.train, split.test) == unscreened
+    assert 0 < sum(ranked) < 0.4 * len(split.test)
+    assert unscreened["hr@10"] > evaluate_full(build_model("itempop", split.train),
+                                               split.train, split.test)["hr@10"] - 0.02
+    assert isinstance(model, Recommender) and model.scores_subsets
+
+
 def test_default_sampled_batch_keeps_pairs_within_the_limit(monkeypatch):
     """The default batch scores at most ``SAMPLED_PAIRS`` pairs (rows × candidates), with
     the metrics of any batch size."""

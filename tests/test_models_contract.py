@@ -76,6 +76,18 @@ def test_scorer_reuses_item_work_and_matches_score_all(name, log):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+def test_scorer_scores_a_subset_of_the_items(name, log):
+    """``score(users, items)`` is ``score(users)[:, items]``, whether the model scores the
+    subset for less (``scores_subsets``) or slices it from all of them."""
+    model = fresh(name, log)
+    users, items = torch.tensor([0, 7, 29]), torch.tensor([39, 3, 0, 17])
+    with torch.no_grad():
+        score = model.scorer()
+        torch.testing.assert_close(score(users, items), score(users)[:, items],
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_checkpoint_round_trip_gives_identical_scores(name, log, tmp_path):
     model = fresh(name, log)
     save_checkpoint(tmp_path, name, model, log)

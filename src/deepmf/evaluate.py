@@ -80,16 +80,10 @@ def evaluate_ratings(
 
 SAMPLED_PAIRS = 1 << 14
 """Pairs (test rows × their 1 + n_neg candidates) one batch of sampled ranking scores by
-default: 162 rows against 100 negatives. A model's temporaries per pair (``biased-mf``
-gathers two rows of 128 factors for each) are then a few MB, which glibc serves from its
-heap again and again; with batches of 1,024 rows they were 53 MB each, memory mapped
-afresh and faulted in page by page. Ranking the held-out items of ml-20m's shape (138,000
-users, 100 negatives each, one thread; ``benchmarks/sampled_ranking.py``, two rounds of
-three calls) took a median 17.4 s with ``biased-mf`` in batches of 1,024 rows (5.2M page
-faults a call) against 4.6 s by default (one call of the six took 12.1 s, with 1.3M page
-faults), and 7.0 against 4.1 s with ``neumf``. On ml-1m's 6,040 test users (the NCF
-files' 99 negatives, four calls each, alternating in one process) ``biased-mf`` took 0.37
-against 0.76 s and ``mlp`` 0.14 against 0.22 s: each training epoch validates so."""
+default: 162 rows against 100 negatives. A model's temporaries per pair are then a few MB,
+which glibc serves from its heap again and again, where batches of 1,024 rows were mapped
+afresh and faulted in page by page (17.4 against 4.6 s with ``biased-mf`` on ml-20m's
+shape; ``benchmarks/sampled_ranking.py``, README "Results")."""
 
 
 def evaluate_sampled(
@@ -174,6 +168,7 @@ def evaluate_full(
     *,
     k: int = 10,
     batch_users: int | None = None,
+    screen: int | None = None,
 ) -> dict[str, float]:
     """Full ranking: each test user's top K among all items they did not train on.
 
@@ -185,6 +180,13 @@ def evaluate_full(
     do not depend on ``batch_users``. With fewer than K candidate items, the lists are shorter
     and precision still divides by K.
 
+    Models that score a subset of the items for less (``scores_subsets``: NCF's and DeepCF's
+    towers) are screened first: every user's unseen items among the ``screen`` most popular
+    in ``train`` are scored, and a user with at least K of them scoring above each of
+    their relevant items (by a margin, :data:`SCREEN_MARGIN`) has none in the top K, so
+    all their metrics are 0 without ranking the rest; only the other users are ranked in
+    full, exactly as without the screen (see :func:`_unresolved`).
+
     Args:
         model: provides ``score_all(users) -> scores[B, n_items]``.
         train: items to exclude from each user's ranking.
@@ -193,6 +195,8 @@ def evaluate_full(
         batch_users: users scored per ``score_all`` call (default: as many as keep a
             batch's scores within :data:`~deepmf.models.base.SCORE_ELEMENTS`, at most
             1,024).
+        screen: items scored first (default: a :data:`SCREEN_SHARE` of them where the
+            model has ``scores_subsets`` and that is at least 8 K; 0 ranks everyone in full).
 
     Returns:
         ``{"hr@K", "ndcg@K", "mrr", "map@K", "recall@K", "precision@K"}`` as floats, where
@@ -210,25 +214,75 @@ def evaluate_full(
     batch_users = batch_users or users_per_batch(n_items)
     ranker = _TopK(train, test.n_users, n_items, relevant, k, device)
     eval_users_t = torch.from_numpy(eval_users).to(device)
-    values: list[list[torch.Tensor]] = [[] for _ in keys]
+    hits = torch.zeros(len(eval_users), min(k, n_items), dtype=torch.bool)
     with _inference(model):
         # item-side work once for all batches (plain modules need only score_all)
-        score_all = scorer_of(model)
-        for i in range(0, len(eval_users), batch_users):
-            users = eval_users_t[i : i + batch_users]
-            hits = ranker.hits(users, score_all(users).float(), model)  # [B, K'] on the CPU
-            n_rel = n_relevant[i : i + batch_users]
-            batch = (
-                metrics.hit_rate(hits),
-                metrics.ndcg(hits, n_rel),
-                metrics.mrr(hits),
-                metrics.average_precision(hits, n_rel),
-                metrics.recall(hits, n_rel),
-                metrics.precision(hits, k),
-            )
-            for store, value in zip(values, batch):
-                store.append(value)
-    return {key: float(torch.cat(value).mean()) for key, value in zip(keys, values)}
+        score = scorer_of(model)
+        todo = torch.arange(len(eval_users))
+        head = _screen_size(model, n_items, k, screen)
+        if head:
+            todo = _unresolved(model, score, train, relevant, eval_users_t, ranker, head)
+        for i in range(0, len(todo), batch_users):
+            rows = todo[i : i + batch_users]
+            users = eval_users_t[rows.to(device)]
+            hits[rows] = ranker.hits(users, score(users).float(), model)  # on the CPU
+    values = (metrics.hit_rate(hits), metrics.ndcg(hits, n_relevant), metrics.mrr(hits),
+              metrics.average_precision(hits, n_relevant), metrics.recall(hits, n_relevant),
+              metrics.precision(hits, k))
+    return {key: float(value.mean()) for key, value in zip(keys, values)}
+
+
+SCREEN_SHARE = 1 / 16
+"""Share of the items (the most popular) that full ranking scores first for the models it
+screens. With a trained ``neumf`` on NCF ml-1m, the 231 most popular put 10 items above
+the test item for 90 % of the users (115: 86 %, 926: 92 %), so about a sixth of the pairs
+are scored in all."""
+SCREEN_MARGIN = 1e-3
+"""A screened item is above a relevant one only past ``SCREEN_MARGIN · (1 + |s|)`` (``s``
+the relevant item's score, from the model's forward, which may round unlike its scorer)."""
+
+
+def _screen_size(model, n_items: int, k: int, screen: int | None) -> int:
+    """How many popular items :func:`evaluate_full` screens users on (0: none)."""
+    if screen is None:
+        share = int(n_items * SCREEN_SHARE)
+        screen = share if getattr(model, "scores_subsets", False) and share >= 8 * k else 0
+    if screen < 0:
+        raise ConfigError(f"screen must be 0 or more items, got {screen}")
+    if screen and (getattr(model, "n_items", None) != n_items or not hasattr(model, "scorer")):
+        return 0  # plain modules score all items; the full pass reports a mismatch
+    return min(int(screen), n_items)
+
+
+def _unresolved(model, score, train: Interactions, relevant: np.ndarray,
+                eval_users: torch.Tensor, ranker: "_TopK", head: int) -> torch.Tensor:
+    """Indices into ``eval_users`` of the users whose top K may hold a relevant item: those
+    with fewer than K of the ``head`` most popular items (unseen) above their best relevant
+    score (the model's forward) by the margin. NaN scores rule nobody out."""
+    device = eval_users.device
+    users = torch.from_numpy(relevant // ranker.n_items).to(device)
+    items = torch.from_numpy(relevant % ranker.n_items).to(device)
+    owner = torch.searchsorted(eval_users, users)
+    best = torch.full((len(eval_users),), float("-inf"), device=device)
+    for i in range(0, len(users), SAMPLED_PAIRS):
+        part = slice(i, i + SAMPLED_PAIRS)
+        best.scatter_reduce_(0, owner[part], model(users[part], items[part]).float(), "amax")
+    bar = best + SCREEN_MARGIN * (1 + best.abs())
+    popular = np.argsort(-np.bincount(train.items, minlength=ranker.n_items), kind="stable")
+    head_items = torch.from_numpy(popular[:head]).to(device)
+    column = torch.full((ranker.n_items,), -1, dtype=torch.long, device=device)
+    column[head_items] = torch.arange(head, device=device)
+    keep = torch.ones(len(eval_users), dtype=torch.bool)
+    step = users_per_batch(head)
+    for i in range(0, len(eval_users), step):
+        batch = eval_users[i : i + step]
+        positions, counts = gather_rows(ranker.indptr, batch)
+        rows = torch.repeat_interleave(torch.arange(len(batch), device=device), counts)
+        cols = column[ranker.indices[positions]]
+        seen = cols >= 0
+        scores = masked_scores(model, score(batch, head_items).float(), rows[seen], cols[seen])
+        keep[i : i + step] = ((scores > bar[i : i + step, None]).sum(1) < ranker.k).cpu()
+    return torch.nonzero(keep).view(-1)
 
 
 def _relevant_keys(train: Interactions, test: Interactions, n_items: int) -> np.ndarray:
@@ -249,7 +303,7 @@ class _TopK:
         self.indptr = torch.from_numpy(indptr).to(device)
         self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
         self.relevant = torch.from_numpy(relevant).to(device)
-        self.n_items, self.k = n_items, k
+        self.n_items, self.k = n_items, min(k, n_items)
 
     def hits(self, users: torch.Tensor, scores: torch.Tensor, model) -> torch.Tensor:
         """``bool[B, K']``: is the j-th best unseen item of each user relevant? (``model``'s
@@ -260,7 +314,7 @@ class _TopK:
         positions, counts = gather_rows(self.indptr, users)
         rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
         scores = masked_scores(model, scores, rows, self.indices[positions])
-        top = scores.topk(min(self.k, self.n_items), dim=1).indices  # [B, K']
+        top = scores.topk(self.k, dim=1).indices  # [B, K']
         wanted = users[:, None] * self.n_items + top
         pos = torch.searchsorted(self.relevant, wanted).clamp(max=len(self.relevant) - 1)
         return (self.relevant[pos] == wanted).cpu()  # metrics run on the CPU

@@ -62,6 +62,11 @@ class Recommender(nn.Module):
     selects_epochs: bool = True
     """False for models whose every further epoch can only help (Gibbs samplers averaging
     more samples): they train once, on all training data, for their own number of epochs."""
+    scores_subsets: bool = False
+    """Whether the function ``scorer()`` returns scores a subset of the items,
+    ``score(users, items)``, at a cost in proportion to it (the per-pair towers of NCF and
+    DeepCF): full ranking then rules most users out on the popular items first
+    (:func:`~deepmf.evaluate.evaluate_full`'s ``screen``)."""
     fresh_scores: bool = True
     """Whether ``score_all`` (and the function ``scorer()`` returns) gives a new tensor each
     call, which full ranking and ``recommend`` then mask in place (see
@@ -75,15 +80,22 @@ class Recommender(nn.Module):
         pairs_users = users.repeat_interleave(self.n_items)  # [B * n_items]
         return self.forward(pairs_users, items.repeat(n)).view(n, self.n_items)
 
-    def scorer(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``score_all`` for the many user batches of one evaluation.
+    def scorer(self) -> Callable[..., torch.Tensor]:
+        """``score_all`` for the many user batches of one evaluation: ``score(users)`` scores
+        every item, ``score(users, items)`` only ``items`` (``[B, len(items)]``).
 
         Models whose item side is costly (towers over interaction rows) compute it once
         here and return a function that closes over it, so a full ranking costs one pass
         over the items however many batches it takes, and nothing stays cached on the
         model for training to invalidate. Call it (and the function) without gradients.
+        Here a subset's scores are sliced from all of them; models that score it for less
+        say so with ``scores_subsets``.
         """
-        return self.score_all
+        def score(users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+            scores = self.score_all(users)
+            return scores if items is None else scores[:, items]
+
+        return score
 
     @classmethod
     def penalized(cls) -> bool:

@@ -110,10 +110,14 @@ class DMF(Recommender):
         return self.head(self.features(users, items))[:, 0]
 
     def scorer(self):
-        items = self.item_vectors()  # [I, d]: the item tower once per evaluation
+        vectors = self.item_vectors()  # [I, d]: the item tower once per evaluation
         weight, bias = self.head.weight[0], self.head.bias
-        return lambda users: biased_product(self.user_latent(users) * weight, items,
-                                            col_bias=bias)
+
+        def score(users, items=None):
+            chosen = vectors if items is None else vectors[items]
+            return biased_product(self.user_latent(users) * weight, chosen, col_bias=bias)
+
+        return score
 
     def score_all(self, users):
         with torch.no_grad():
@@ -137,6 +141,8 @@ class CFNetML(Recommender):
         interactions: the training log whose rows feed the model.
         layers: concatenation size followed by the hidden sizes.
     """
+
+    scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
                  layers: tuple[int, ...] = (512, 256, 128, 64)):
@@ -181,7 +187,8 @@ class CFNetML(Recommender):
     def pair_scores(self, users, item_part: torch.Tensor, weight: torch.Tensor,
                     into: torch.Tensor | None = None) -> torch.Tensor:
         """``weight · φ(u, i)`` for every item of each user, ``[B, n_items]`` (added ``into``
-        a tensor of those scores where one is given).
+        a tensor of those scores where one is given; of fewer items for the rows of
+        ``item_part`` given).
 
         The first hidden layer splits into a user part and an item part (``item_part()``,
         computed once per evaluation by :meth:`scorer`) that meet per pair in
@@ -193,7 +200,12 @@ class CFNetML(Recommender):
 
     def scorer(self):
         item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
-        return lambda users: self.pair_scores(users, item_part, weight).add_(bias)
+
+        def score(users, items=None):
+            part = item_part if items is None else item_part[items]
+            return self.pair_scores(users, part, weight).add_(bias)
+
+        return score
 
     def score_all(self, users):
         return self.scorer()(users)
@@ -213,6 +225,8 @@ class CFNet(Recommender):
         item_layers: the DMF part's item tower.
         layers: the CFNet-ml part's layers.
     """
+
+    scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
                  user_layers: tuple[int, ...] = (512, 64),
@@ -254,12 +268,14 @@ class CFNet(Recommender):
 
     def scorer(self):
         d, weights, bias = self.dmf.out_features, self.head.weight[0], self.head.bias
-        items, item_part = self.dmf.item_vectors(), self.ml.item_part()  # once per evaluation
+        vectors, item_part = self.dmf.item_vectors(), self.ml.item_part()  # once per evaluation
 
-        def score(users):
-            rl = biased_product(self.dmf.user_latent(users) * weights[:d], items,
+        def score(users, items=None):
+            rows, part = (vectors, item_part) if items is None else \
+                (vectors[items], item_part[items])
+            rl = biased_product(self.dmf.user_latent(users) * weights[:d], rows,
                                 col_bias=bias)  # [B, I]
-            return self.ml.pair_scores(users, item_part, weights[d:], into=rl)
+            return self.ml.pair_scores(users, part, weights[d:], into=rl)
 
         return score
 

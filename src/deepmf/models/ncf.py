@@ -93,6 +93,8 @@ class MLP(TowerStep, Recommender):
         dropout: dropout after each hidden layer.
     """
 
+    scores_subsets = True
+
     def __init__(self, n_users: int, n_items: int, dim: int = 8,
                  layers: tuple[int, ...] | None = None, dropout: float = 0.0):
         super().__init__()
@@ -121,21 +123,36 @@ class MLP(TowerStep, Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
-    def tower_scores(self, users, weight, into: torch.Tensor | None = None) -> torch.Tensor:
-        """``weight · φ(p_u, q_i)`` for every item of each user, ``[B, n_items]`` (added
-        ``into`` a tensor of those scores where one is given).
+    def item_part(self) -> torch.Tensor:
+        """Every item's share of the first layer, bias included: ``W_i q_i + b``, ``[I, h]``."""
+        _, w_i, b = self._first_layer_sides()
+        with torch.no_grad():
+            return F.linear(self.item_embedding.weight, w_i, b)
+
+    def pair_scores(self, users, item_part: torch.Tensor, weight,
+                    into: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight · φ(p_u, q_i)`` for each user and each row of ``item_part``,
+        ``[B, len(item_part)]`` (added ``into`` a tensor of those scores where one is given).
 
         The first layer of ``[p_u ; q_i]`` splits into a user part and an item part, each
         computed once, then broadcast: the widest matmul no longer runs per pair.
         """
-        w_u, w_i, b = self._first_layer_sides()
+        w_u = self._first_layer_sides()[0]
         with torch.no_grad():
             user_part = F.linear(self.user_embedding(users), w_u)  # [B, h]
-            item_part = F.linear(self.item_embedding.weight, w_i, b)  # [I, h]
         return tower_scores(user_part, item_part, self.tower[1:], weight, into=into)
 
+    def scorer(self):
+        item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
+
+        def score(users, items=None):
+            part = item_part if items is None else item_part[items]
+            return self.pair_scores(users, part, weight).add_(bias)
+
+        return score
+
     def score_all(self, users):
-        return self.tower_scores(users, self.head.weight[0]).add_(self.head.bias)
+        return self.scorer()(users)
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -160,6 +177,8 @@ class NeuMF(TowerStep, Recommender):
         layers: the MLP's layers (default 8F, 4F, 2F, F).
         dropout: dropout in the MLP tower.
     """
+
+    scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, dim: int = 8,
                  layers: tuple[int, ...] | None = None, dropout: float = 0.0):
@@ -192,12 +211,21 @@ class NeuMF(TowerStep, Recommender):
         x = torch.cat([self.gmf.features(users, items), self.mlp.features(users, items)], -1)
         return self.head(x)[:, 0]
 
+    def scorer(self):
+        f, weights = self.gmf.out_features, self.head.weight[0]
+        vectors, item_part = self.gmf.item_embedding.weight, self.mlp.item_part()
+
+        def score(users, items=None):
+            rows, part = (vectors, item_part) if items is None else \
+                (vectors[items], item_part[items])
+            scores = biased_product(self.gmf.user_embedding(users) * weights[:f], rows,
+                                    col_bias=self.head.bias)
+            return self.mlp.pair_scores(users, part, weights[f:], into=scores)  # [B, I]
+
+        return score
+
     def score_all(self, users):
-        f = self.gmf.out_features
-        weights = self.head.weight[0]
-        scores = biased_product(self.gmf.user_embedding(users) * weights[:f],
-                                self.gmf.item_embedding.weight, col_bias=self.head.bias)
-        return self.mlp.tower_scores(users, weights[f:], into=scores)  # [B, I]
+        return self.scorer()(users)
 
     def penalty(self, users, items):
         return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)
