@@ -8,7 +8,7 @@ Times ``evaluate_full`` (score all 3,706 items for each of the 6,040 test users 
 of ``evaluate_full``'s default size, mask training items, take the top 10, compute the
 metrics) for models built with seed 0 at their default sizes (``biased-mf`` at its ranking
 recipe's 128 factors). For the models whose full ranking is screened on the popular items
-first (NCF's and DeepCF's towers), the cost depends on the weights: ``--train-epochs N``
+first (``Recommender.scores_subsets``), the cost depends on the weights: ``--train-epochs N``
 first trains each model N epochs with its recipe (``deepmf train --epochs N``, before
 any timing), and every version ranks those same trained models; untrained,
 the screen rules out few users and the pass costs about what it did without one.

@@ -180,12 +180,12 @@ def evaluate_full(
     do not depend on ``batch_users``. With fewer than K candidate items, the lists are shorter
     and precision still divides by K.
 
-    Models that score a subset of the items for less (``scores_subsets``: NCF's and DeepCF's
-    towers) are screened first: every user's unseen items among the ``screen`` most popular
-    in ``train`` are scored, and a user with at least K of them scoring above each of
-    their relevant items (by a margin, :data:`SCREEN_MARGIN`) has none in the top K, so
-    all their metrics are 0 without ranking the rest; only the other users are ranked in
-    full, exactly as without the screen (see :func:`_unresolved`).
+    Models that score a subset of the items for less (``scores_subsets``: the factor and
+    tower models, not ItemPop, DMF or BayesMF) are screened first: every user's unseen items
+    among the ``screen`` most popular in ``train`` are scored, and a user with at least K of
+    them above each of their relevant items (by a margin, :data:`SCREEN_MARGIN`) has none
+    in the top K, so all their metrics are 0 without ranking the rest; only the other users
+    are ranked in full, exactly as without the screen (see :func:`_unresolved`).
 
     Args:
         model: provides ``score_all(users) -> scores[B, n_items]``.

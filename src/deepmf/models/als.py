@@ -21,7 +21,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender
+from deepmf.models.base import Recommender, chosen
 from deepmf.models.layers import biased_product
 from deepmf.solve import RowIndex, solve_rows
 
@@ -45,6 +45,7 @@ class Alternating(Recommender):
 
     task: str
     trainer = "sweep"
+    scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, dim: int, reg: float, init_std: float,
                  solver: str, cg_steps: int, seed: int):
@@ -73,8 +74,12 @@ class Alternating(Recommender):
     def forward(self, users, items):
         return torch.linalg.vecdot(self.user_factors[users], self.item_factors[items])  # [B]
 
+    def scorer(self):
+        return lambda users, items=None: (
+            self.user_factors[users] @ chosen(self.item_factors, items).T)  # [B, I]
+
     def score_all(self, users):
-        return self.user_factors[users] @ self.item_factors.T  # [B, n_items]
+        return self.scorer()(users)
 
     def item_vectors(self):
         return self.item_factors
@@ -242,9 +247,11 @@ class ALS(Alternating):
         biases = self.user_bias[users] + self.item_bias[items] + self.global_mean
         return super().forward(users, items) + biases
 
-    def score_all(self, users):
-        return biased_product(self.user_factors[users], self.item_factors, self.user_bias[users],
-                              self.item_bias + self.global_mean)  # [B, n_items]
+    def scorer(self):
+        biases = self.item_bias + self.global_mean
+        return lambda users, items=None: biased_product(
+            self.user_factors[users], chosen(self.item_factors, items), self.user_bias[users],
+            chosen(biases, items))  # [B, I]
 
     def matrix(self, train: Interactions):
         """Ratings as a users × items CSR matrix; a pair rated twice keeps its mean."""

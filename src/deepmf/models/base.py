@@ -29,6 +29,11 @@ def scorer_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return model.scorer() if hasattr(model, "scorer") else model.score_all
 
 
+def chosen(rows: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+    """``rows`` (one per item: vectors, biases) for ``items``, or all where it is None."""
+    return rows if items is None else rows[items]
+
+
 def masked_scores(model: nn.Module, scores: torch.Tensor, rows: torch.Tensor,
                   cols: torch.Tensor) -> torch.Tensor:
     """``scores`` with ``-inf`` at ``(rows, cols)`` (items a user has seen): in place where
@@ -64,8 +69,9 @@ class Recommender(nn.Module):
     more samples): they train once, on all training data, for their own number of epochs."""
     scores_subsets: bool = False
     """Whether the function ``scorer()`` returns scores a subset of the items,
-    ``score(users, items)``, at a cost in proportion to it (the per-pair towers of NCF and
-    DeepCF): full ranking then rules most users out on the popular items first
+    ``score(users, items)``, at a cost in proportion to it (a product with those items'
+    vectors, a tower over those pairs): full ranking then rules most users out on the
+    popular items first
     (:func:`~deepmf.evaluate.evaluate_full`'s ``screen``)."""
     fresh_scores: bool = True
     """Whether ``score_all`` (and the function ``scorer()`` returns) gives a new tensor each

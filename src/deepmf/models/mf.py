@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepmf.models.base import Recommender
+from deepmf.models.base import Recommender, chosen
 from deepmf.models.compiled import mf_compiled
 from deepmf.models.fused import mf_grads
 from deepmf.models.layers import (
@@ -32,6 +32,8 @@ class MF(Recommender):
         init_std: standard deviation of the normal initialisation.
     """
 
+    scores_subsets = True
+
     def __init__(self, n_users: int, n_items: int, dim: int = 64, init_std: float = 0.1):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
@@ -42,8 +44,12 @@ class MF(Recommender):
     def forward(self, users, items):
         return torch.linalg.vecdot(self.user_factors(users), self.item_factors(items))  # [B]
 
+    def scorer(self):
+        return lambda users, items=None: (
+            self.user_factors(users) @ chosen(self.item_factors.weight, items).T)  # [B, I]
+
     def score_all(self, users):
-        return self.user_factors(users) @ self.item_factors.weight.T  # [B, n_items]
+        return self.scorer()(users)
 
     def penalty(self, users, items):
         return row_norms(self.user_factors(users), self.item_factors(items))
@@ -114,10 +120,11 @@ class BiasedMF(MF):
         biases = column(self.user_bias, users) + column(self.item_bias, items) + self.global_mean
         return super().forward(users, items) + biases
 
-    def score_all(self, users):
-        return biased_product(self.user_factors(users), self.item_factors.weight,
-                              column(self.user_bias, users),
-                              self.item_bias.weight[:, 0] + self.global_mean)  # [B, n_items]
+    def scorer(self):
+        biases = self.item_bias.weight[:, 0] + self.global_mean
+        return lambda users, items=None: biased_product(
+            self.user_factors(users), chosen(self.item_factors.weight, items),
+            column(self.user_bias, users), chosen(biases, items))  # [B, I]
 
     def penalty(self, users, items):
         return self.scores_and_penalty(users, items)[1]

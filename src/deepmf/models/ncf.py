@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepmf.models.base import Recommender
+from deepmf.models.base import Recommender, chosen
 from deepmf.models.compiled import gmf_compiled
 from deepmf.models.fused import gmf_grads
 from deepmf.models.layers import (
@@ -33,6 +33,8 @@ class GMF(Recommender):
         dim: predictive factors F (the embedding size).
     """
 
+    scores_subsets = True
+
     def __init__(self, n_users: int, n_items: int, dim: int = 8):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
@@ -48,10 +50,13 @@ class GMF(Recommender):
     def forward(self, users, items):
         return self.head(self.features(users, items))[:, 0]
 
+    def scorer(self):
+        return lambda users, items=None: biased_product(
+            self.user_embedding(users) * self.head.weight[0],
+            chosen(self.item_embedding.weight, items), col_bias=self.head.bias)  # [B, I]
+
     def score_all(self, users):
-        weighted = self.user_embedding(users) * self.head.weight[0]  # [B, F]
-        return biased_product(weighted, self.item_embedding.weight,
-                              col_bias=self.head.bias)  # [B, n_items]
+        return self.scorer()(users)
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
@@ -146,8 +151,7 @@ class MLP(TowerStep, Recommender):
         item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
 
         def score(users, items=None):
-            part = item_part if items is None else item_part[items]
-            return self.pair_scores(users, part, weight).add_(bias)
+            return self.pair_scores(users, chosen(item_part, items), weight).add_(bias)
 
         return score
 
@@ -216,11 +220,10 @@ class NeuMF(TowerStep, Recommender):
         vectors, item_part = self.gmf.item_embedding.weight, self.mlp.item_part()
 
         def score(users, items=None):
-            rows, part = (vectors, item_part) if items is None else \
-                (vectors[items], item_part[items])
-            scores = biased_product(self.gmf.user_embedding(users) * weights[:f], rows,
-                                    col_bias=self.head.bias)
-            return self.mlp.pair_scores(users, part, weights[f:], into=scores)  # [B, I]
+            scores = biased_product(self.gmf.user_embedding(users) * weights[:f],
+                                    chosen(vectors, items), col_bias=self.head.bias)
+            return self.mlp.pair_scores(users, chosen(item_part, items), weights[f:],
+                                        into=scores)  # [B, I]
 
         return score
 
