@@ -71,8 +71,7 @@ class Recommender(nn.Module):
     """Whether the function ``scorer()`` returns scores a subset of the items,
     ``score(users, items)``, at a cost in proportion to it (a product with those items'
     vectors, a tower over those pairs): full ranking then rules most users out on the
-    popular items first
-    (:func:`~deepmf.evaluate.evaluate_full`'s ``screen``)."""
+    popular items first (:func:`~deepmf.evaluate.evaluate_full`'s ``screen``)."""
     fresh_scores: bool = True
     """Whether ``score_all`` (and the function ``scorer()`` returns) gives a new tensor each
     call, which full ranking and ``recommend`` then mask in place (see
