@@ -68,7 +68,8 @@ def test_config_file_with_flag_override(tmp_path, capsys, data_root):
     assert 'split = "u2"' in saved
 
 
-def test_implicit_run_reports_sampled_and_full_metrics(tmp_path, capsys, data_root):
+def test_implicit_run_reports_sampled_and_full_metrics(tmp_path, capsys, data_root,
+                                                        monkeypatch):
     out = tmp_path / "gmf"
     code, stdout, _ = run_cli(["train", "--model", "gmf", "--dataset", "ml-100k", "--epochs",
                                "2", "--quiet", "--data-dir", data_root, "--out", out], capsys)
@@ -79,8 +80,19 @@ def test_implicit_run_reports_sampled_and_full_metrics(tmp_path, capsys, data_ro
     test = metrics["test"]
     assert 0 < test["ndcg@10"] <= test["hr@10"] <= 1
     assert {"hr@10", "ndcg@10", "recall@10"} <= set(test["full"])
+    code, stdout, _ = run_cli(["evaluate", out, "--protocol", "sampled"], capsys)
+    assert json.loads(stdout) == {key: v for key, v in test.items() if key != "full"}
+    import deepmf.experiment.run as run  # one protocol asked for: the other is not computed
+
+    monkeypatch.setattr(run, "evaluate_sampled", lambda *a, **kw: pytest.fail("sampled"))
     code, stdout, _ = run_cli(["evaluate", out, "--protocol", "full"], capsys)
     assert json.loads(stdout) == test["full"]
+
+
+def test_protocol_of_a_rating_run_is_refused(explicit_run, capsys):
+    code, stdout, err = run_cli(["evaluate", explicit_run, "--protocol", "full"], capsys)
+    assert code == 2 and stdout == ""
+    assert err.strip().count("\n") == 0 and "rating (explicit) run" in err
 
 
 BAD = [

@@ -203,13 +203,9 @@ def evaluate(
 
     if protocol not in (None, "sampled", "full"):
         raise DeepMFError("--protocol must be sampled or full")
-    metrics = evaluate_run(run_dir, k=k, data_dir=data_folder(data_dir))
+    metrics = evaluate_run(run_dir, k=k, data_dir=data_folder(data_dir), protocol=protocol)
     finite_metrics(metrics, f"evaluating {run_dir}")
-    if protocol == "full":
-        metrics = metrics.get("full", metrics)
-    elif protocol == "sampled":
-        metrics = {k: v for k, v in metrics.items() if k != "full"}
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics["full"] if protocol == "full" else metrics, indent=2))
 
 
 @app.command()

@@ -216,14 +216,19 @@ def test_negatives(plan: Plan, split: Split) -> np.ndarray:
                                  seed=plan.config.seed)
 
 
-def evaluate_split(model, plan: Plan, split: Split, seen: Interactions) -> dict:
-    """Test metrics of one split: RMSE/MAE, or the sampled protocol plus ``full`` ranking."""
+def evaluate_split(model, plan: Plan, split: Split, seen: Interactions,
+                   protocols: tuple[str, ...] = ("sampled", "full")) -> dict:
+    """Test metrics of one split: RMSE/MAE, or the sampled protocol plus ``full`` ranking
+    (those of ``protocols``)."""
     if plan.task == "explicit":
         return evaluate_ratings(model, split.test, clip=plan.dataset.rating_range)
     k = plan.config.k
-    metrics = evaluate_sampled(model, split.test, test_negatives(plan, split), k=k)
-    with threads():  # large products: worth the cores
-        metrics["full"] = evaluate_full(model, seen, split.test, k=k)
+    metrics = {}
+    if "sampled" in protocols:
+        metrics = evaluate_sampled(model, split.test, test_negatives(plan, split), k=k)
+    if "full" in protocols:
+        with threads():  # large products: worth the cores
+            metrics["full"] = evaluate_full(model, seen, split.test, k=k)
     return metrics
 
 
@@ -258,18 +263,23 @@ def mean_metrics(entries: list[dict], reduce=np.mean) -> dict:
     return out
 
 
-def evaluate_run(run_dir: str | Path, *, k: int | None = None,
-                 data_dir: str | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, *, k: int | None = None, data_dir: str | None = None,
+                 protocol: str | None = None) -> dict:
     """Reload every checkpoint of a run and score it again on its test data, on the CPU
-    (a run trained on a GPU is scored on a machine without one)."""
+    (a run trained on a GPU is scored on a machine without one); a ranking run by one
+    ``protocol`` (``"sampled"`` or ``"full"``) where given, else both."""
     run = RunDir(run_dir)
     config = run.load_config()
     plan = make_plan(replace(config, k=k or config.k, data_dir=data_dir or config.data_dir,
                              device="cpu"))
+    if protocol is not None and plan.task == "explicit":
+        raise ConfigError(f"--protocol ranks items; {run_dir} is a rating (explicit) run, "
+                          "scored by RMSE and MAE")
+    protocols = (protocol,) if protocol else ("sampled", "full")
     check_vocab(run, plan.dataset)
     tests = []
     for split in plan.splits:
         _, model, seen = load_checkpoint(run.checkpoint(split.name),
                                          id_space=(plan.dataset.n_users, plan.dataset.n_items))
-        tests.append(evaluate_split(model, plan, split, seen))
+        tests.append(evaluate_split(model, plan, split, seen, protocols))
     return tests[0] if len(tests) == 1 else mean_metrics(tests)
