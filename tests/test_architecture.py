@@ -30,7 +30,8 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
     "deepmf.batching": ("deepmf.distributed", "deepmf.sampling"),
     "deepmf.readers": (*LOW, "deepmf.data", "deepmf.device"),
     "deepmf.models": (*LOW, "deepmf.data", "deepmf.solve"),
-    "deepmf.evaluate": (*LOW, "deepmf.data", "deepmf.metrics", "deepmf.models"),
+    "deepmf.ranking": (*LOW, "deepmf.data", "deepmf.models"),  # full ranking's top K, screen
+    "deepmf.evaluate": (*LOW, "deepmf.data", "deepmf.metrics", "deepmf.models", "deepmf.ranking"),
     "deepmf.recommend": (*LOW, "deepmf.data", "deepmf.models"),
     "deepmf.checkpoint": (*LOW, "deepmf.data", "deepmf.models"),
     "deepmf.tasks": (*LOW, "deepmf.data", "deepmf.batching", "deepmf.evaluate",

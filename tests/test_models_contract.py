@@ -88,6 +88,17 @@ def test_scorer_scores_a_subset_of_the_items(name, log):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+def test_pair_scorer_matches_forward(name, log):
+    """``pair_scorer()`` (the item side computed once per evaluation) scores pairs as
+    ``forward`` does, repeated users and items included."""
+    model = fresh(name, log)
+    users, items = torch.tensor([0, 7, 7, 29, 0]), torch.tensor([39, 3, 0, 39, 39])
+    with torch.no_grad():
+        torch.testing.assert_close(model.pair_scorer()(users, items), model(users, items),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_checkpoint_round_trip_gives_identical_scores(name, log, tmp_path):
     model = fresh(name, log)
     save_checkpoint(tmp_path, name, model, log)

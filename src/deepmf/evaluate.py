@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from deepmf import metrics
-from deepmf.data import Interactions, distinct, gather_rows
+from deepmf.data import Interactions, distinct
 from deepmf.errors import ConfigError, DataError
-from deepmf.models.base import masked_scores, model_device, scorer_of, users_per_batch
+from deepmf.models.base import model_device, pair_scorer_of, scorer_of, users_per_batch
+from deepmf.ranking import TopK, relevant_keys, screen_size, unresolved
 
 
 @contextlib.contextmanager
@@ -150,13 +151,14 @@ def _sampled_ranks(model, test: Interactions, negatives: np.ndarray,
     negs = torch.from_numpy(negatives.astype(np.int64, copy=False)).to(device)
     ranks = []
     with _inference(model):
+        pairs = pair_scorer_of(model)  # item-side work once for all batches
         for i in range(0, len(test), batch_size):
             rows = slice(i, i + batch_size)
             u, pos, neg = users[rows], items[rows], negs[rows]
             valid = (neg >= 0) & (neg != pos[:, None])  # [B, n_neg]
             candidates = torch.cat([pos[:, None], neg.clamp(min=0)], dim=1)  # [B, 1 + n_neg]
             flat_users = u[:, None].expand_as(candidates).reshape(-1)
-            scores = model(flat_users, candidates.reshape(-1)).reshape(candidates.shape)
+            scores = pairs(flat_users, candidates.reshape(-1)).reshape(candidates.shape)
             ranks.append(((scores[:, 1:] >= scores[:, :1]) & valid).sum(dim=1))
     return torch.cat(ranks).cpu()
 
@@ -183,9 +185,9 @@ def evaluate_full(
     Models that score a subset of the items for less (``scores_subsets``: the factor and
     tower models, not ItemPop, DMF or BayesMF) are screened first: every user's unseen items
     among the ``screen`` most popular in ``train`` are scored, and a user with at least K of
-    them above each of their relevant items (by a margin, :data:`SCREEN_MARGIN`) has none
-    in the top K, so all their metrics are 0 without ranking the rest; only the other users
-    are ranked in full, exactly as without the screen (see :func:`_unresolved`).
+    them above each of their relevant items (by a margin) has none in the top K, so all
+    their metrics are 0 without ranking the rest; only the other users are ranked in full,
+    exactly as without the screen (:func:`deepmf.ranking.unresolved`).
 
     Args:
         model: provides ``score_all(users) -> scores[B, n_items]``.
@@ -195,8 +197,8 @@ def evaluate_full(
         batch_users: users scored per ``score_all`` call (default: as many as keep a
             batch's scores within :data:`~deepmf.models.base.SCORE_ELEMENTS`, at most
             1,024).
-        screen: items scored first (default: a :data:`SCREEN_SHARE` of them where the
-            model has ``scores_subsets`` and that is at least 8 K; 0 ranks everyone in full).
+        screen: items scored first (default: ``deepmf.ranking.SCREEN_SHARE`` of them where
+            the model has ``scores_subsets`` and that is at least 8 K; 0: rank all in full).
 
     Returns:
         ``{"hr@K", "ndcg@K", "mrr", "map@K", "recall@K", "precision@K"}`` as floats, where
@@ -205,23 +207,23 @@ def evaluate_full(
     _check_k(k)
     n_items = max(train.n_items, test.n_items)
     keys = (f"hr@{k}", f"ndcg@{k}", "mrr", f"map@{k}", f"recall@{k}", f"precision@{k}")
-    relevant = _relevant_keys(train, test, n_items)
+    relevant = relevant_keys(train, test, n_items)
     eval_users, counts = distinct(relevant // n_items, counts=True)
     if len(eval_users) == 0:
         return dict.fromkeys(keys, float("nan"))
     n_relevant = torch.from_numpy(counts.astype(np.int64))
     device = model_device(model)
     batch_users = batch_users or users_per_batch(n_items)
-    ranker = _TopK(train, test.n_users, n_items, relevant, k, device)
+    ranker = TopK(train, test.n_users, n_items, relevant, k, device)
     eval_users_t = torch.from_numpy(eval_users).to(device)
     hits = torch.zeros(len(eval_users), min(k, n_items), dtype=torch.bool)
     with _inference(model):
         # item-side work once for all batches (plain modules need only score_all)
         score = scorer_of(model)
         todo = torch.arange(len(eval_users))
-        head = _screen_size(model, n_items, k, screen)
+        head = screen_size(model, n_items, k, screen)
         if head:
-            todo = _unresolved(model, score, train, relevant, eval_users_t, ranker, head)
+            todo = unresolved(model, score, train, eval_users_t, ranker, head, SAMPLED_PAIRS)
         for i in range(0, len(todo), batch_users):
             rows = todo[i : i + batch_users]
             users = eval_users_t[rows.to(device)]
@@ -230,91 +232,3 @@ def evaluate_full(
               metrics.average_precision(hits, n_relevant), metrics.recall(hits, n_relevant),
               metrics.precision(hits, k))
     return {key: float(value.mean()) for key, value in zip(keys, values)}
-
-
-SCREEN_SHARE = 1 / 16
-"""Share of the items (the most popular) that full ranking scores first for the models it
-screens. With a trained ``neumf`` on NCF ml-1m, the 231 most popular put 10 items above
-the test item for 90 % of the users (115: 86 %, 926: 92 %), so about a sixth of the pairs
-are scored in all."""
-SCREEN_MARGIN = 1e-3
-"""A screened item is above a relevant one only past ``SCREEN_MARGIN · (1 + |s|)`` (``s``
-the relevant item's score, from the model's forward, which may round unlike its scorer)."""
-
-
-def _screen_size(model, n_items: int, k: int, screen: int | None) -> int:
-    """How many popular items :func:`evaluate_full` screens users on (0: none)."""
-    if screen is None:
-        share = int(n_items * SCREEN_SHARE)
-        screen = share if getattr(model, "scores_subsets", False) and share >= 8 * k else 0
-    if screen < 0:
-        raise ConfigError(f"screen must be 0 or more items, got {screen}")
-    if screen and (getattr(model, "n_items", None) != n_items or not hasattr(model, "scorer")):
-        return 0  # plain modules score all items; the full pass reports a mismatch
-    return min(int(screen), n_items)
-
-
-def _unresolved(model, score, train: Interactions, relevant: np.ndarray,
-                eval_users: torch.Tensor, ranker: "_TopK", head: int) -> torch.Tensor:
-    """Indices into ``eval_users`` of the users whose top K may hold a relevant item: those
-    with fewer than K of the ``head`` most popular items (unseen) above their best relevant
-    score (the model's forward) by the margin. NaN scores rule nobody out."""
-    device = eval_users.device
-    users = torch.from_numpy(relevant // ranker.n_items).to(device)
-    items = torch.from_numpy(relevant % ranker.n_items).to(device)
-    owner = torch.searchsorted(eval_users, users)
-    best = torch.full((len(eval_users),), float("-inf"), device=device)
-    for i in range(0, len(users), SAMPLED_PAIRS):
-        part = slice(i, i + SAMPLED_PAIRS)
-        best.scatter_reduce_(0, owner[part], model(users[part], items[part]).float(), "amax")
-    bar = best + SCREEN_MARGIN * (1 + best.abs())
-    popular = np.argsort(-np.bincount(train.items, minlength=ranker.n_items), kind="stable")
-    head_items = torch.from_numpy(popular[:head]).to(device)
-    column = torch.full((ranker.n_items,), -1, dtype=torch.long, device=device)
-    column[head_items] = torch.arange(head, device=device)
-    keep = torch.ones(len(eval_users), dtype=torch.bool)
-    step = users_per_batch(head)
-    for i in range(0, len(eval_users), step):
-        batch = eval_users[i : i + step]
-        positions, counts = gather_rows(ranker.indptr, batch)
-        rows = torch.repeat_interleave(torch.arange(len(batch), device=device), counts)
-        cols = column[ranker.indices[positions]]
-        seen = cols >= 0
-        scores = masked_scores(model, score(batch, head_items).float(), rows[seen], cols[seen])
-        keep[i : i + step] = ((scores > bar[i : i + step, None]).sum(1) < ranker.k).cpu()
-    return torch.nonzero(keep).view(-1)
-
-
-def _relevant_keys(train: Interactions, test: Interactions, n_items: int) -> np.ndarray:
-    """Sorted ``user * n_items + item`` keys of the distinct test pairs not in train."""
-    relevant = distinct(test.users * n_items + test.items)
-    users, items = relevant // n_items, relevant % n_items
-    return relevant[~((items < train.n_items) & train.contains(users, items))]
-
-
-class _TopK:
-    """Each user's top K unseen items, and which of them are relevant."""
-
-    def __init__(self, train: Interactions, n_users: int, n_items: int, relevant: np.ndarray,
-                 k: int, device: torch.device):
-        csr = train.csr
-        indptr = np.pad(csr.indptr.astype(np.int64), (0, max(0, n_users - train.n_users)),
-                        "edge")  # covers test users unknown to train
-        self.indptr = torch.from_numpy(indptr).to(device)
-        self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(device)
-        self.relevant = torch.from_numpy(relevant).to(device)
-        self.n_items, self.k = n_items, min(k, n_items)
-
-    def hits(self, users: torch.Tensor, scores: torch.Tensor, model) -> torch.Tensor:
-        """``bool[B, K']``: is the j-th best unseen item of each user relevant? (``model``'s
-        ``scores``, masked in place where it allows, :func:`masked_scores`)"""
-        if scores.shape != (len(users), self.n_items):
-            raise DataError(f"score_all returned shape {tuple(scores.shape)}, "
-                            f"expected {(len(users), self.n_items)}")
-        positions, counts = gather_rows(self.indptr, users)
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-        scores = masked_scores(model, scores, rows, self.indices[positions])
-        top = scores.topk(self.k, dim=1).indices  # [B, K']
-        wanted = users[:, None] * self.n_items + top
-        pos = torch.searchsorted(self.relevant, wanted).clamp(max=len(self.relevant) - 1)
-        return (self.relevant[pos] == wanted).cpu()  # metrics run on the CPU

@@ -29,6 +29,12 @@ def scorer_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return model.scorer() if hasattr(model, "scorer") else model.score_all
 
 
+def pair_scorer_of(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``model.pair_scorer()`` where it has one (the item side's work done once), else the
+    model itself: scores of ``(users, items)`` pairs for the many batches of one evaluation."""
+    return model.pair_scorer() if hasattr(model, "pair_scorer") else model
+
+
 def chosen(rows: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
     """``rows`` (one per item: vectors, biases) for ``items``, or all where it is None."""
     return rows if items is None else rows[items]
@@ -101,6 +107,12 @@ class Recommender(nn.Module):
             return scores if items is None else scores[:, items]
 
         return score
+
+    def pair_scorer(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``forward`` for the many pair batches of one evaluation (sampled ranking): models
+        whose item side is costly (towers over interaction rows) compute it once here, not
+        for each batch's items. Call it (and the function) without gradients."""
+        return self.forward
 
     @classmethod
     def penalized(cls) -> bool:
