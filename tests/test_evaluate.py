@@ -9,6 +9,7 @@ import torch
 from deepmf.data import Interactions
 from deepmf.errors import DataError
 from deepmf.evaluate import evaluate_full, evaluate_ratings, evaluate_sampled
+from deepmf.models.base import users_per_batch
 
 
 class TableModel(torch.nn.Module):
@@ -205,6 +206,25 @@ def test_screen_never_changes_the_metrics(seed):
         model = ScreenedTable(table)
         assert evaluate_full(model, train, test, k=3, screen=screen) == want
         assert len(set(model.ranked)) < len(set(test.users.tolist())) or screen == 1
+
+
+def test_screen_that_rules_out_too_few_users_stops_after_one_batch():
+    """Scores that owe nothing to popularity (every relevant item on top) rule nobody out:
+    the screen gives up after its first batch instead of scoring the head for everyone."""
+    rng = np.random.default_rng(3)
+    n_users, n_items = 3000, 160
+    table = rng.random((n_users, n_items)).astype(np.float32)
+    test = _log(np.arange(n_users), rng.integers(0, n_items, n_users), n_users, n_items)
+    table[test.users, test.items] = 2.0
+    train = _log(rng.integers(0, n_users, 5000), rng.integers(0, n_items, 5000), n_users,
+                 n_items)
+    model, subsets = ScreenedTable(table), []
+    scorer = model.scorer
+    model.scorer = lambda: (lambda users, items=None: (
+        items is not None and subsets.append(len(users))) or scorer()(users, items))
+    assert evaluate_full(model, train, test, k=5, screen=10) == evaluate_full(
+        TableModel(table), train, test, k=5)
+    assert subsets == [users_per_batch(10)] and 1024 < n_users
 
 
 def test_screen_on_a_trained_model_of_real_data(ml100k):

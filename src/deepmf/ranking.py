@@ -36,7 +36,9 @@ def unresolved(model, score, train: Interactions, eval_users: torch.Tensor, rank
                head: int, pairs_per_batch: int) -> torch.Tensor:
     """Indices into ``eval_users`` of the users whose top K may hold a relevant item: fewer
     than K of the ``head`` most popular (unseen) items above their best relevant item's
-    score by the margin. NaN scores rule nobody out."""
+    score by the margin. NaN scores rule nobody out. A screen whose first batch of users
+    rules out fewer than twice its share of the items stops there (``neumf`` untrained on
+    ml-1m ruled out one user of 6,040, and screening them all cost 12 % more)."""
     device = eval_users.device
     users, items = ranker.relevant // ranker.n_items, ranker.relevant % ranker.n_items
     owner = torch.searchsorted(eval_users, users)
@@ -60,6 +62,8 @@ def unresolved(model, score, train: Interactions, eval_users: torch.Tensor, rank
         seen = cols >= 0
         scores = masked_scores(model, score(batch, head_items).float(), rows[seen], cols[seen])
         keep[i : i + step] = ((scores > bar[i : i + step, None]).sum(1) < ranker.k).cpu()
+        if i == 0 and (~keep[:step]).float().mean() < 2 * head / ranker.n_items:
+            break  # it does not pay (an untrained model's scores owe nothing to popularity)
     return torch.nonzero(keep).view(-1)
 
 
