@@ -195,3 +195,24 @@ def test_cli_unknown_user_exits_2_or_falls_back(run_dir, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["source"] == "popular" and len(out["items"]) == 3
     assert main(["recommend", str(run_dir), "--user", "1", "--fallback", "nope"]) == 2
+
+
+def test_a_served_model_computes_its_item_side_once(tmp_path, data_root, capsys):
+    """A loaded run keeps its model's scorers: DMF's item tower runs once for recommending
+    and once for scoring pairs, not on every request, with the lists of a fresh call."""
+    from deepmf.experiment.trained import TrainedModel
+
+    out = tmp_path / "dmf"
+    assert main(["train", "--model", "dmf", "--dataset", "ml-100k", "--epochs", "1", "--quiet",
+                 "--data-dir", str(data_root), "--out", str(out)]) == 0
+    capsys.readouterr()
+    served = TrainedModel(out, load_data=False)
+    calls = []
+    item_vectors = served.model.item_vectors
+    served.model.item_vectors = lambda: calls.append(1) or item_vectors()
+    lists = [served.recommend_indices([user], 5)[0] for user in (0, 1, 2)]
+    scores = [served.score(served.raw_users[0], served.raw_items[:3]) for _ in range(2)]
+    assert len(calls) == 2 and scores[0] == scores[1]
+    items, _ = recommend(served.model, [0, 1, 2], 5, served.exclude)  # made afresh
+    assert [[r.item for r in row] for row in lists] == [served.items.raw(r).tolist()
+                                                        for r in items]

@@ -52,7 +52,7 @@ def _trimmed(values: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 @torch.inference_mode()
 def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | None = None,
-              batch_users: int | None = None):
+              batch_users: int | None = None, scorer=None):
     """Top-``k`` items for each user (dense ids), best first.
 
     The users are scored a batch at a time (the item side's work once, through
@@ -67,13 +67,16 @@ def recommend(model: Recommender, users, k: int = 10, exclude: sp.csr_matrix | N
         exclude: ``n_users x n_items`` CSR of items to leave out (what each user has seen).
         batch_users: users scored at a time (default: as many as keep a batch's scores
             within :data:`~deepmf.models.base.SCORE_ELEMENTS`, at most 1,024).
+        scorer: the function ``model.scorer()`` returns, from a caller that recommends
+            again and again with a model that no longer changes (a server); by default it
+            is made here, its item side computed on every call.
 
     Returns:
         ``(items int64[B, k], scores float32[B, k])`` as numpy arrays.
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     device = model_device(model)
-    score = scorer_of(model)
+    score = scorer or scorer_of(model)
     step = batch_users or users_per_batch(getattr(model, "n_items", 1))
     tops = []
     for start in range(0, max(len(users), 1), step):  # one (empty) batch for no users
@@ -112,8 +115,9 @@ def similar_items(model: Recommender | torch.Tensor, items, k: int = 10):
 
 
 @torch.inference_mode()
-def score_pairs(model: Recommender, users, items) -> np.ndarray:
-    """The model's score of each (user, item) pair, dense ids."""
+def score_pairs(model: Recommender, users, items, pairs=None) -> np.ndarray:
+    """The model's score of each (user, item) pair, dense ids (through ``pairs``, the
+    function ``model.pair_scorer()`` returns, where a caller keeps one)."""
     device = model_device(model)
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
-    return model(as_tensor(users), as_tensor(items)).float().cpu().numpy()
+    return (pairs or model)(as_tensor(users), as_tensor(items)).float().cpu().numpy()

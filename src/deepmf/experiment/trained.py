@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from deepmf.checkpoint import load_checkpoint
 from deepmf.data import Interactions
 from deepmf.errors import DataError, DeepMFError
 from deepmf.experiment.rundir import RunDir
+from deepmf.models.base import pair_scorer_of, scorer_of
 from deepmf.recommend import normalized_item_vectors, recommend, score_pairs, similar_items
 
 
@@ -91,6 +93,7 @@ class TrainedModel:
         if (len(self.users), len(self.items)) != (self.seen.n_users, self.seen.n_items):
             raise DataError(f"{self.run_dir}: vocab.json does not match the checkpoint")
         self.exclude = self.seen.csr
+        self._scorers: tuple | None = None
         self.titles, self.genres = run.load_item_info(len(self.items))
         self.raw_users, self.raw_items = self.users.to_list(), self.items.to_list()
         vectors = self.model.item_vectors()
@@ -139,8 +142,20 @@ class TrainedModel:
 
     def recommend_indices(self, users, k: int = 10, exclude_seen: bool = True):
         """As :meth:`recommend`, for dense user indices."""
-        items, scores = recommend(self.model, users, k, self.exclude if exclude_seen else None)
+        items, scores = recommend(self.model, users, k, self.exclude if exclude_seen else None,
+                                  scorer=self.scorers[0])
         return self._lists(items, scores)
+
+    @property
+    def scorers(self) -> tuple:
+        """The model's ``scorer()`` and ``pair_scorer()`` functions, made on first use and
+        kept: the model no longer changes, so its item side (DeepCF's towers over sparse
+        rows) is computed once, not for every request (85 ms a request for ``cfnet-ml`` on
+        ml-1m, 185 ms for ``dmf``, when it was)."""
+        if self._scorers is None:
+            with torch.inference_mode():
+                self._scorers = (scorer_of(self.model), pair_scorer_of(self.model))
+        return self._scorers
 
     def popular_items(self, k: int = 10) -> list[Scored]:
         """The fallback for unknown users: most-seen items, scored by their training count."""
@@ -156,7 +171,7 @@ class TrainedModel:
     def score(self, raw_user, raw_items) -> list[Scored]:
         """The model's score of each given item for one user (a rating or a logit)."""
         user, items = self.user_index(raw_user), self.item_indices(raw_items)
-        scores = score_pairs(self.model, np.full(len(items), user), items)
+        scores = score_pairs(self.model, np.full(len(items), user), items, self.scorers[1])
         return [self._scored(i, s) for i, s in zip(items.tolist(), scores.tolist())]
 
     def seen_mask(self, raw_user, raw_items) -> list[bool]:
