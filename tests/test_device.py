@@ -1,4 +1,5 @@
-"""Threads: one for training unless told, the free cores for the full-ranking pass."""
+"""Threads: one for training unless told (the free cores for wide steps), the free cores for
+the full-ranking pass."""
 
 from __future__ import annotations
 
@@ -18,6 +19,24 @@ def test_training_takes_one_thread_unless_told(monkeypatch):
     monkeypatch.setenv("DEEPMF_THREADS", "two")
     with pytest.raises(ConfigError, match="DEEPMF_THREADS must be a positive whole number"):
         training_threads()
+
+
+def test_wide_steps_train_on_the_free_cores_unless_told(monkeypatch):
+    """DeepCF's models (``wide_steps``) default to the cores other work leaves free; the
+    flag and the environment still win, and the plan records what was chosen."""
+    import deepmf.device as device
+    from deepmf.experiment.config import RunConfig
+    from deepmf.experiment.plan import resolve
+
+    monkeypatch.delenv("DEEPMF_THREADS", raising=False)
+    monkeypatch.setattr(device, "free_cores", lambda: 3)
+    assert training_threads(wide=True) == 3 and training_threads() == 1
+    assert training_threads(2, wide=True) == 2
+    for model, want in (("cfnet-ml", 3), ("dmf", 3), ("cfnet", 3), ("neumf", 1)):
+        config = RunConfig(model=model, dataset="ml-100k", task="implicit")
+        assert resolve(config, 1000).threads == want
+    monkeypatch.setenv("DEEPMF_THREADS", "1")
+    assert training_threads(wide=True) == 1
 
 
 def own_threads(tmp_path, *states: str):

@@ -124,7 +124,8 @@ def train(
     seed: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training (default: "
-                                                     "$DEEPMF_THREADS, else 1)"),
+                                                     "$DEEPMF_THREADS, else 1; the free "
+                                                     "cores for dmf, cfnet-ml, cfnet)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                            help="mf, biased-mf, gmf, mlp, neumf: compiled CPU "
                                                 "steps (a C++ "

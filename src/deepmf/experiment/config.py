@@ -68,7 +68,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
-    """CPU threads for training; None: ``$DEEPMF_THREADS``, else 1 (see :mod:`deepmf.device`)."""
+    """CPU threads for training; None: ``$DEEPMF_THREADS``, else 1, or the free cores for the
+    DeepCF models (see :mod:`deepmf.device`)."""
     compile: bool | None = None
     """mf, biased-mf, gmf, mlp, neumf: their CPU steps compiled by ``torch.compile`` (a C++
     compiler needed; 5-20 s of compiling). None: on where it pays

@@ -282,7 +282,8 @@ def resolve(config: RunConfig, n_train: int, notes: dict | None = None,
         values["loss"] = "mse"
         if "refit" in used:
             values["refit"] = config.select_on == "valid"
-    values["threads"] = training_threads(config.threads)
+    wide = model_class(config.model).wide_steps and not launched()  # a process per core
+    values["threads"] = training_threads(config.threads, wide)
     values.update({k: v for k, v in vars(config).items() if v is not None})
     if "compile" in used and config.compile is None:
         values["compile"] = compiles_by_default(values, n_train, notes)

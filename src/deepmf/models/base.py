@@ -73,6 +73,10 @@ class Recommender(nn.Module):
     selects_epochs: bool = True
     """False for models whose every further epoch can only help (Gibbs samplers averaging
     more samples): they train once, on all training data, for their own number of epochs."""
+    wide_steps: bool = False
+    """Whether a training step is mostly wide matrix products (DeepCF's towers over
+    interaction rows), which pay for more than one thread: such models train on the free
+    cores by default (:func:`deepmf.device.training_threads`)."""
     scores_subsets: bool = False
     """Whether the function ``scorer()`` returns scores a subset of the items,
     ``score(users, items)``, at a cost in proportion to it (a product with those items'

@@ -76,6 +76,7 @@ class DMF(Recommender):
         item_layers: item tower sizes after the |U| input.
     """
 
+    wide_steps = True
     # Not screened in full ranking (``scores_subsets``): its towers, not its one product,
     # are most of the cost, and the screen runs them again (ml-1m, trained three epochs:
     # 0.44 against 0.28 s).
@@ -153,6 +154,7 @@ class CFNetML(Recommender):
         layers: concatenation size followed by the hidden sizes.
     """
 
+    wide_steps = True
     scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
@@ -241,6 +243,7 @@ class CFNet(Recommender):
         layers: the CFNet-ml part's layers.
     """
 
+    wide_steps = True
     scores_subsets = True
 
     def __init__(self, n_users: int, n_items: int, interactions: Interactions | None = None,
