@@ -39,6 +39,17 @@ def test_wide_steps_train_on_the_free_cores_unless_told(monkeypatch):
     assert training_threads(wide=True) == 1
 
 
+def test_parallel_runs_of_wide_models_take_their_share():
+    """``deepmf compare --jobs J``: each process's DeepCF run takes its share of the cores,
+    not every core that looked free when the processes started together."""
+    from deepmf.experiment.config import RunConfig
+    from deepmf.experiment.parallel import with_share
+
+    assert with_share(RunConfig(model="cfnet-ml"), 1).threads == 1
+    assert with_share(RunConfig(model="neumf"), 1).threads is None  # one thread anyway
+    assert with_share(RunConfig(model="dmf", threads=2), 1).threads == 2  # as told
+
+
 def own_threads(tmp_path, *states: str):
     """A fake ``/proc/self/task``: one ``stat`` line per thread in the given states."""
     tasks = tmp_path / "task"

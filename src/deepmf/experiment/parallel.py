@@ -17,9 +17,21 @@ def _train(config: RunConfig, folder: str, threads: int, tensorboard: bool) -> t
     from deepmf.experiment.reuse import train_or_reuse
 
     torch.set_num_threads(threads)
-    path, metrics = train_or_reuse(config, folder, say=lambda line: None,
-                                   tensorboard=tensorboard)
+    path, metrics = train_or_reuse(with_share(config, threads), folder,
+                                   say=lambda line: None, tensorboard=tensorboard)
     return str(path), metrics
+
+
+def with_share(config: RunConfig, threads: int) -> RunConfig:
+    """``config`` for one of several processes: a model that would train on every free core
+    (``wide_steps``) takes this process's share instead, unless its threads are set."""
+    from dataclasses import replace
+
+    from deepmf.models import model_class
+
+    if config.threads is None and model_class(config.model).wide_steps:
+        return replace(config, threads=threads)
+    return config
 
 
 def train_in_processes(configs: list[RunConfig], folders: list[Path], jobs: int, say,
