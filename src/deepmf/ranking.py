@@ -56,9 +56,8 @@ def unresolved(model, score, train: Interactions, eval_users: torch.Tensor, rank
     step = users_per_batch(head)
     for i in range(0, len(eval_users), step):
         batch = eval_users[i : i + step]
-        positions, counts = gather_rows(ranker.indptr, batch)
-        rows = torch.repeat_interleave(torch.arange(len(batch), device=device), counts)
-        cols = column[ranker.indices[positions]]
+        rows, cols = ranker.seen(batch)
+        cols = column[cols]
         seen = cols >= 0
         scores = masked_scores(model, score(batch, head_items).float(), rows[seen], cols[seen])
         keep[i : i + step] = ((scores > bar[i : i + step, None]).sum(1) < ranker.k).cpu()
@@ -93,10 +92,14 @@ class TopK:
         if scores.shape != (len(users), self.n_items):
             raise DataError(f"score_all returned shape {tuple(scores.shape)}, "
                             f"expected {(len(users), self.n_items)}")
-        positions, counts = gather_rows(self.indptr, users)
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-        scores = masked_scores(model, scores, rows, self.indices[positions])
+        scores = masked_scores(model, scores, *self.seen(users))
         top = scores.topk(self.k, dim=1).indices  # [B, K']
         wanted = users[:, None] * self.n_items + top
         pos = torch.searchsorted(self.relevant, wanted).clamp(max=len(self.relevant) - 1)
         return (self.relevant[pos] == wanted).cpu()  # metrics run on the CPU
+
+    def seen(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch row, item)`` of every training item of ``users``."""
+        positions, counts = gather_rows(self.indptr, users)
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+        return rows, self.indices[positions]

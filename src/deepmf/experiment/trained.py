@@ -7,6 +7,7 @@ the work itself is done by the dense-id functions of :mod:`deepmf.recommend`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,6 @@ class TrainedModel:
         if (len(self.users), len(self.items)) != (self.seen.n_users, self.seen.n_items):
             raise DataError(f"{self.run_dir}: vocab.json does not match the checkpoint")
         self.exclude = self.seen.csr
-        self._scorers: tuple | None = None
         self.titles, self.genres = run.load_item_info(len(self.items))
         self.raw_users, self.raw_items = self.users.to_list(), self.items.to_list()
         vectors = self.model.item_vectors()
@@ -143,19 +143,25 @@ class TrainedModel:
     def recommend_indices(self, users, k: int = 10, exclude_seen: bool = True):
         """As :meth:`recommend`, for dense user indices."""
         items, scores = recommend(self.model, users, k, self.exclude if exclude_seen else None,
-                                  scorer=self.scorers[0])
+                                  scorer=self.scorer)
         return self._lists(items, scores)
 
-    @property
-    def scorers(self) -> tuple:
-        """The model's ``scorer()`` and ``pair_scorer()`` functions, made on first use and
-        kept: the model no longer changes, so its item side (DeepCF's towers over sparse
-        rows) is computed once, not for every request (85 ms a request for ``cfnet-ml`` on
-        ml-1m, 185 ms for ``dmf``, when it was)."""
-        if self._scorers is None:
-            with torch.inference_mode():
-                self._scorers = (scorer_of(self.model), pair_scorer_of(self.model))
-        return self._scorers
+    # The model's scoring functions, each made on first use and kept: the model no longer
+    # changes, so its item side (DeepCF's towers over sparse rows) is computed once, not
+    # for every request (85 ms a request for ``cfnet-ml`` on ml-1m, 185 ms for ``dmf``,
+    # when it was).
+
+    @functools.cached_property
+    def scorer(self):
+        """The function ``model.scorer()`` returns, for :meth:`recommend`."""
+        with torch.inference_mode():
+            return scorer_of(self.model)
+
+    @functools.cached_property
+    def pair_scorer(self):
+        """The function ``model.pair_scorer()`` returns, for :meth:`score`."""
+        with torch.inference_mode():
+            return pair_scorer_of(self.model)
 
     def popular_items(self, k: int = 10) -> list[Scored]:
         """The fallback for unknown users: most-seen items, scored by their training count."""
@@ -171,7 +177,7 @@ class TrainedModel:
     def score(self, raw_user, raw_items) -> list[Scored]:
         """The model's score of each given item for one user (a rating or a logit)."""
         user, items = self.user_index(raw_user), self.item_indices(raw_items)
-        scores = score_pairs(self.model, np.full(len(items), user), items, self.scorers[1])
+        scores = score_pairs(self.model, np.full(len(items), user), items, self.pair_scorer)
         return [self._scored(i, s) for i, s in zip(items.tolist(), scores.tolist())]
 
     def seen_mask(self, raw_user, raw_items) -> list[bool]:
