@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import refused
 
 from deepmf.cli import main
 from deepmf.data import Interactions
@@ -216,3 +217,52 @@ def test_a_served_model_computes_its_item_side_once(tmp_path, data_root, capsys)
     items, _ = recommend(served.model, [0, 1, 2], 5, served.exclude)  # made afresh
     assert [[r.item for r in row] for row in lists] == [served.items.raw(r).tolist()
                                                         for r in items]
+
+
+def test_cli_writes_every_users_list_as_the_single_user_command_ranks_it(run_dir, trained,
+                                                                         tmp_path, capsys):
+    """``--all-users`` writes each user's top k, best first, seen items left out, the same
+    lists (and scores) as asking user by user; `.parquet` keeps the types."""
+    import pandas as pd
+
+    out = tmp_path / "all.parquet"
+    assert main(["recommend", str(run_dir), "--all-users", "--k", "4", "--out", str(out)]) == 0
+    assert f"top 4 of {len(trained.users):,} users" in capsys.readouterr().out
+    table = pd.read_parquet(out)
+    assert list(table.columns) == ["user", "rank", "item", "score", "source"]
+    assert len(table) == 4 * len(trained.users) and set(table["source"]) == {"model"}
+    assert table["user"].drop_duplicates().tolist() == trained.raw_users  # model order
+    assert (table.groupby("user")["score"].diff().dropna() <= 0).all()
+    for raw in (1, 100, trained.raw_users[-1]):
+        mine = table[table["user"] == raw]
+        expected = trained.recommend([raw], 4)[0]
+        assert mine["rank"].tolist() == [1, 2, 3, 4]
+        assert mine["item"].tolist() == [r.item for r in expected]
+        np.testing.assert_allclose(mine["score"], [r.score for r in expected], rtol=1e-6)
+        assert not trained.seen_mask(raw, mine["item"].tolist()).count(True)
+
+
+def test_cli_lists_for_a_file_of_users_in_its_order_with_the_popular_fallback(
+        tiny_run, tmp_path, capsys):
+    """``--users FILE`` keeps the file's order; an unknown id fails the whole command (one
+    line, nothing written) unless ``--fallback popular`` gives it the most-seen items."""
+    import pandas as pd
+
+    from deepmf.experiment.trained import TrainedModel
+
+    ids = tmp_path / "users.txt"
+    ids.write_text("7\n\nghost\n3\n")
+    out = tmp_path / "some.csv"
+    refused(capsys, ["recommend", tiny_run, "--users", ids, "--out", out],
+            "unknown user 'ghost'", "--fallback popular", out=out)
+    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+    assert main(["recommend", str(tiny_run), "--users", str(ids), "--out", str(out),
+                 "--k", "3", "--fallback", "popular"]) == 0
+    table = pd.read_csv(out, dtype={"user": str})
+    assert table["user"].tolist() == ["7"] * 3 + ["ghost"] * 3 + ["3"] * 3
+    assert table["source"].tolist() == ["model"] * 3 + ["popular"] * 3 + ["model"] * 3
+    model = TrainedModel(tiny_run, load_data=False)
+    popular = model.popular_items(3)
+    assert table["item"].tolist()[3:6] == [p.item for p in popular]
+    assert table["score"].tolist()[3:6] == [p.score for p in popular]
+    assert table["item"].tolist()[6:] == [r.item for r in model.recommend([3], 3)[0]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -33,7 +35,12 @@ def _table(title: str, rows, score_label: str, history: bool = False,
 @app.command()
 def recommend(
     run_dir: str = typer.Argument(..., help="a run directory written by deepmf train"),
-    user: str = typer.Option(..., help="raw user id, as in the dataset"),
+    user: Optional[str] = typer.Option(None, help="raw user id, as in the dataset"),
+    users_file: Optional[str] = typer.Option(None, "--users", help="a file of raw user ids, "
+                                             "one a line: their lists go to --out"),
+    all_users: bool = typer.Option(False, "--all-users", help="every user's list, to --out"),
+    out: Optional[str] = typer.Option(None, help="where --users/--all-users write their "
+                                                 "lists: .csv, .tsv or .parquet"),
     k: int = typer.Option(10, min=1, max=1000, help="how many items"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     history: int = typer.Option(0, min=0, help="also show the user's N latest seen items"),
@@ -43,11 +50,32 @@ def recommend(
     split: Optional[str] = typer.Option(None, help="checkpoint of a multi-split run"),
     data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
 ):
-    """Top-K items for one user of a trained run, seen items left out."""
+    """Top-K items for one user of a trained run, seen items left out; or for many users
+    (``--users FILE``, ``--all-users``) into one table (``--out``)."""
     from deepmf.experiment.trained import TrainedModel, UnknownIdError
 
     if fallback not in (None, "popular"):
         raise DeepMFError(f"--fallback must be 'popular' (got {fallback!r})")
+    if (user is not None) + (users_file is not None) + all_users != 1:
+        raise DeepMFError("give one of --user ID, --users FILE or --all-users")
+    if user is None:
+        if history or as_json:
+            raise DeepMFError(f"{'--history' if history else '--json'} is for one --user; "
+                              "--users and --all-users write a table to --out")
+        raw = None if all_users else _user_ids(users_file)
+        destination = _table_file(out)
+        model = TrainedModel(run_dir, split, data_folder(data_dir), load_data=False)
+        try:
+            table = model.top_table(raw, k, not include_seen, fallback == "popular")
+        except UnknownIdError as error:
+            raise DeepMFError(f"{error} in {users_file}; --fallback popular recommends the "
+                              "most popular items to unknown users instead") from None
+        _write_table(table, destination)
+        print(f"wrote the top {k} of {len(model.users) if raw is None else len(raw):,} users "
+              f"({len(table):,} rows) to {destination}")
+        return
+    if out is not None:
+        raise DeepMFError("--out is for --users or --all-users; one --user prints its list")
     model = TrainedModel(run_dir, split, data_folder(data_dir), load_data=history > 0)
     try:
         items, source, seen = model.recommend([user], k, not include_seen)[0], "model", []
@@ -73,6 +101,55 @@ def recommend(
              if source == "popular" else f"top {k} for user {user} ({model.name})")
     popular = source == "popular"
     console.print(_table(label, items, "count" if popular else "score", digits=0 if popular else 3))
+
+
+TABLE_FORMATS = (".csv", ".tsv", ".parquet")
+"""What ``--out`` may end in."""
+
+
+def _user_ids(path: str) -> list[str]:
+    """The raw user ids of a file, one a line (blank lines skipped)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            ids = [line.strip() for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DeepMFError(f"--users {path}: cannot read it ({error.__class__.__name__})") \
+            from None
+    if not ids:
+        raise DeepMFError(f"--users {path}: no user ids in it")
+    return ids
+
+
+def _table_file(out: str | None) -> Path:
+    """``--out``, checked before any scoring: a name ending in one of ``TABLE_FORMATS``,
+    in a folder that exists."""
+    if out is None:
+        raise DeepMFError("--users and --all-users need --out FILE (.csv, .tsv or .parquet)")
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in TABLE_FORMATS:
+        raise DeepMFError(f"--out {out}: name a .csv, .tsv or .parquet file")
+    if not path.parent.is_dir():
+        raise DeepMFError(f"--out {out}: no such folder {path.parent}")
+    if path.is_dir():
+        raise DeepMFError(f"--out {out} is a folder; name a file")
+    return path
+
+
+def _write_table(table, path: Path) -> None:
+    """Write the table under a temporary name beside ``path``, then rename it into place,
+    so an interrupted write leaves no half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if path.suffix.lower() == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise DeepMFError(f"--out {path}: cannot write it ({error.strerror or error})") \
+            from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _fields(scored, *extra: str) -> dict:

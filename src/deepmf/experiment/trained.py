@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from deepmf.checkpoint import load_checkpoint
@@ -145,6 +146,43 @@ class TrainedModel:
         items, scores = recommend(self.model, users, k, self.exclude if exclude_seen else None,
                                   scorer=self.scorer)
         return self._lists(items, scores)
+
+    def top_table(self, raw_users=None, k: int = 10, exclude_seen: bool = True,
+                  fallback: bool = False) -> pd.DataFrame:
+        """The top ``k`` of many users (raw ids; None: every user) as one long table, each
+        user's rows best first: ``user``, ``rank`` (from 1), ``item``, ``score`` and
+        ``source``. An unknown id raises ``UnknownIdError``, or with ``fallback`` gets the
+        most-seen items (scored by their training count, ``source`` "popular"). The users
+        are scored a batch at a time (:func:`~deepmf.recommend.recommend`), so memory grows
+        with users × ``k``, not users × items."""
+        ids = np.asarray(self.users.ids)
+        if raw_users is None:
+            raw, users = ids, np.arange(len(ids))
+        else:
+            raw = np.asarray(raw_users, dtype=object)
+            users = self.users.lookup(raw) if len(raw) else np.zeros(0, dtype=np.int64)
+        known = users >= 0
+        if not (known.all() or fallback):
+            raise UnknownIdError("user", raw[np.argmin(known)], len(ids))
+        items = np.full((len(users), k), -1, dtype=np.int64)
+        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        if known.any():
+            found, values = recommend(self.model, users[known], k,
+                                      self.exclude if exclude_seen else None,
+                                      scorer=self.scorer)
+            items[known, : found.shape[1]], scores[known, : found.shape[1]] = found, values
+        popular = self.popular[:k]
+        items[~known, : len(popular)] = popular
+        scores[~known, : len(popular)] = self.seen.item_counts[popular]
+        rows, ranks = np.nonzero(items >= 0)  # row by row: each user's list in order
+        user = np.where(known, ids[np.maximum(users, 0)], raw)  # the model's own ids
+        if not known.all():  # and ids as typed: one type for the column, text
+            user = user.astype(str)
+        return pd.DataFrame({
+            "user": user[rows],
+            "rank": ranks + 1, "item": np.asarray(self.items.ids)[items[rows, ranks]],
+            "score": scores[rows, ranks],
+            "source": np.where(known[rows], "model", "popular")})
 
     # The model's scoring functions, each made on first use and kept: the model no longer
     # changes, so its item side (DeepCF's towers over sparse rows) is computed once, not
