@@ -78,9 +78,6 @@ class Alternating(Recommender):
         return lambda users, items=None: (
             self.user_factors[users] @ chosen(self.item_factors, items).T)  # [B, I]
 
-    def score_all(self, users):
-        return self.scorer()(users)
-
     def item_vectors(self):
         return self.item_factors
 

@@ -59,7 +59,8 @@ class Recommender(nn.Module):
     Subclasses implement ``forward(users, items) -> scores[B]``: a predicted rating for
     explicit models, a logit for implicit ones; higher always means "more relevant".
     ``score_all`` has a generic (broadcasting) default; models that can do better
-    (a single matmul, towers computed once) override it.
+    (a single matmul, towers computed once) override ``scorer``, which ``score_all``
+    then goes through.
 
     ``model_args`` holds the constructor keywords, so a checkpoint can rebuild the model.
     ``trainer`` says how the model learns: ``"sgd"`` (minibatch steps on a loss),
@@ -89,7 +90,11 @@ class Recommender(nn.Module):
     counts), which they copy first."""
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for each user: ``[B, n_items]``."""
+        """Scores of every item for each user: ``[B, n_items]``; through :meth:`scorer`
+        (without gradients) where a model defines its own, else every pair's ``forward``."""
+        if type(self).scorer is not Recommender.scorer:
+            with torch.no_grad():
+                return self.scorer()(users)
         n = users.shape[0]
         items = torch.arange(self.n_items, device=users.device)
         pairs_users = users.repeat_interleave(self.n_items)  # [B * n_items]

@@ -131,10 +131,6 @@ class DMF(Recommender):
 
         return score
 
-    def score_all(self, users):
-        with torch.no_grad():
-            return self.scorer()(users)
-
     def item_vectors(self):
         with torch.no_grad():
             return _chunked(self.item_latent, self.n_items, self.head.weight.device)
@@ -224,9 +220,6 @@ class CFNetML(Recommender):
 
         return score
 
-    def score_all(self, users):
-        return self.scorer()(users)
-
 
 class CFNet(Recommender):
     """CFNet: CFNet-rl and CFNet-ml fused by concatenating their last layers into one head.
@@ -304,10 +297,6 @@ class CFNet(Recommender):
             return self.ml.pair_scores(users, chosen(item_part, items), weights[d:], into=rl)
 
         return score
-
-    def score_all(self, users):
-        with torch.no_grad():
-            return self.scorer()(users)
 
     def item_vectors(self):
         return self.dmf.item_vectors()

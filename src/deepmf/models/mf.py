@@ -48,9 +48,6 @@ class MF(Recommender):
         return lambda users, items=None: (
             self.user_factors(users) @ chosen(self.item_factors.weight, items).T)  # [B, I]
 
-    def score_all(self, users):
-        return self.scorer()(users)
-
     def penalty(self, users, items):
         return row_norms(self.user_factors(users), self.item_factors(items))
 

@@ -55,9 +55,6 @@ class GMF(Recommender):
             self.user_embedding(users) * self.head.weight[0],
             chosen(self.item_embedding.weight, items), col_bias=self.head.bias)  # [B, I]
 
-    def score_all(self, users):
-        return self.scorer()(users)
-
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
 
@@ -155,9 +152,6 @@ class MLP(TowerStep, Recommender):
 
         return score
 
-    def score_all(self, users):
-        return self.scorer()(users)
-
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
 
@@ -226,9 +220,6 @@ class NeuMF(TowerStep, Recommender):
                                         into=scores)  # [B, I]
 
         return score
-
-    def score_all(self, users):
-        return self.scorer()(users)
 
     def penalty(self, users, items):
         return self.gmf.penalty(users, items) + self.mlp.penalty(users, items)
