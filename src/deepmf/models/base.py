@@ -40,6 +40,21 @@ def chosen(rows: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
     return rows if items is None else rows[items]
 
 
+class SplitTower:
+    """:meth:`Recommender.scorer` for a tower whose first layer splits into a user part and
+    an item part (MLP, CFNet-ml): the model's ``item_part()`` once per evaluation, then its
+    ``pair_scores(users, item_part, weight)`` for each batch of users, the head's bias
+    added."""
+
+    def scorer(self):
+        item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
+
+        def score(users, items=None):
+            return self.pair_scores(users, chosen(item_part, items), weight).add_(bias)
+
+        return score
+
+
 def masked_scores(model: nn.Module, scores: torch.Tensor, rows: torch.Tensor,
                   cols: torch.Tensor) -> torch.Tensor:
     """``scores`` with ``-inf`` at ``(rows, cols)`` (items a user has seen): in place where

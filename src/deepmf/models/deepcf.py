@@ -18,7 +18,7 @@ from torch import nn
 
 from deepmf.data import Interactions
 from deepmf.errors import ConfigError
-from deepmf.models.base import Recommender, chosen
+from deepmf.models.base import Recommender, SplitTower, chosen
 from deepmf.models.layers import biased_product, layer_sizes, mlp, tower_scores
 from deepmf.models.sparse_rows import first_layers, interaction_rows
 
@@ -136,7 +136,7 @@ class DMF(Recommender):
             return _chunked(self.item_latent, self.n_items, self.head.weight.device)
 
 
-class CFNetML(Recommender):
+class CFNetML(SplitTower, Recommender):
     """CFNet-ml, DeepCF's matching-function-learning part.
 
     ``ŷ_ui = σ(wᵀ φ([P r_u ; Q r_i]) + b)``: linear user and item latent vectors from the
@@ -211,14 +211,6 @@ class CFNetML(Recommender):
         with torch.no_grad():
             user_part = self._user_share(users)
         return tower_scores(user_part, item_part, self.tower[1:], weight, into=into)
-
-    def scorer(self):
-        item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
-
-        def score(users, items=None):
-            return self.pair_scores(users, chosen(item_part, items), weight).add_(bias)
-
-        return score
 
 
 class CFNet(Recommender):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepmf.models.base import Recommender, chosen
+from deepmf.models.base import Recommender, SplitTower, chosen
 from deepmf.models.compiled import gmf_compiled
 from deepmf.models.fused import gmf_grads
 from deepmf.models.layers import (
@@ -81,7 +81,7 @@ def default_layers(dim: int) -> tuple[int, ...]:
     return (8 * dim, 4 * dim, 2 * dim, dim)
 
 
-class MLP(TowerStep, Recommender):
+class MLP(TowerStep, SplitTower, Recommender):
     """The NCF multi-layer perceptron: ``ŷ = σ(hᵀ φ([p_u ; q_i]) + b)``.
 
     Each side is embedded in ``layers[0] / 2`` dimensions; the concatenation runs through
@@ -143,14 +143,6 @@ class MLP(TowerStep, Recommender):
         with torch.no_grad():
             user_part = F.linear(self.user_embedding(users), w_u)  # [B, h]
         return tower_scores(user_part, item_part, self.tower[1:], weight, into=into)
-
-    def scorer(self):
-        item_part, weight, bias = self.item_part(), self.head.weight[0], self.head.bias
-
-        def score(users, items=None):
-            return self.pair_scores(users, chosen(item_part, items), weight).add_(bias)
-
-        return score
 
     def penalty(self, users, items):
         return row_norms(self.user_embedding(users), self.item_embedding(items))
