@@ -51,7 +51,7 @@ def recommend(
     data_dir: Optional[str] = typer.Option(None, help="dataset location (history ratings)"),
 ):
     """Top-K items for one user of a trained run, seen items left out; or for many users
-    (``--users FILE``, ``--all-users``) into one table (``--out``)."""
+    (--users FILE, --all-users) into one table (--out)."""
     from deepmf.experiment.trained import TrainedModel, UnknownIdError
 
     if fallback not in (None, "popular"):
