@@ -266,3 +266,21 @@ def test_cli_lists_for_a_file_of_users_in_its_order_with_the_popular_fallback(
     assert table["item"].tolist()[3:6] == [p.item for p in popular]
     assert table["score"].tolist()[3:6] == [p.score for p in popular]
     assert table["item"].tolist()[6:] == [r.item for r in model.recommend([3], 3)[0]]
+
+
+def test_loading_a_run_to_recommend_does_not_import_the_compiler(tiny_run):
+    """A run's model is checked against a meta-device skeleton before it is built; that
+    skeleton's ``normal_`` would import ``torch._dynamo`` (seconds of every ``recommend``,
+    ``evaluate`` and ``serve`` start) if it were not skipped."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "from deepmf.experiment.trained import TrainedModel\n"
+             f"model = TrainedModel({str(tiny_run)!r}, load_data=False)\n"
+             "print('LISTS', len(model.top_table(None, 3)))\n"
+             "print('DYNAMO', 'torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert "DYNAMO False" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+    assert "LISTS 600" in done.stdout  # 200 users x 3

@@ -9,6 +9,7 @@ full-size model is built. A damaged, edited or foreign checkpoint is one ``DataE
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,21 @@ def _check_state(path: Path, name: str, skeleton: Recommender, state: dict) -> N
                             "unusable")
 
 
+@contextmanager
+def _shapes_only():
+    """Modules built on the meta device (shapes, no storage), their ``normal_``
+    initialisation skipped: a meta tensor has no values to draw, and its ``normal_`` runs
+    a Python reference whose first call imports ``torch._dynamo``, which took 3.4 s of
+    every ``recommend``, ``evaluate`` and ``serve`` start (cProfile, 1M-log run)."""
+    draw = torch.nn.init.normal_
+    torch.nn.init.normal_ = lambda tensor, *args, **kwargs: tensor
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        torch.nn.init.normal_ = draw
+
+
 def load_checkpoint(folder: Path, device: str | torch.device = "cpu", *,
                     id_space: tuple[int, int] | None = None):
     """Rebuild a saved model; returns ``(name, model, seen)`` with ``seen`` the training rows.
@@ -164,7 +180,7 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu", *,
     weights = folder / "model.safetensors"
     state = read_safetensors(weights)
     try:
-        with torch.device("meta"):  # shapes only: nothing allocated for an edited size
+        with _shapes_only():  # nothing allocated for an edited size
             skeleton = build_model(name, fit_data, **args)
     except (DeepMFError, TypeError, ValueError) as error:
         raise DataError(f"{folder / 'model.json'}: model_args do not make a {name} model "
