@@ -284,3 +284,30 @@ def test_loading_a_run_to_recommend_does_not_import_the_compiler(tiny_run):
                           timeout=120)
     assert "DYNAMO False" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
     assert "LISTS 600" in done.stdout  # 200 users x 3
+
+
+def test_no_model_imports_the_compiler_when_checked_against_a_checkpoint():
+    """Every model's skeleton (built on the meta device to check a checkpoint's shapes)
+    draws and computes nothing that would import ``torch._dynamo``."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "import numpy as np\n"
+             "from deepmf.checkpoint import _shapes_only\n"
+             "from deepmf.data import Interactions\n"
+             "from deepmf.models import MODELS, build_model\n"
+             "data = Interactions(np.arange(4), np.array([1, 2, 3, 0]), n_users=4, n_items=4,\n"
+             "                    ratings=np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32))\n"
+             "for name in sorted(MODELS):\n"
+             "    with _shapes_only():\n"
+             "        model = build_model(name, data)\n"
+             "    assert all(p.is_meta for p in model.parameters()), name\n"
+             "    if 'torch._dynamo' in sys.modules:\n"
+             "        print('IMPORTED BY', name)\n"
+             "        break\n"
+             "print('CHECKED', len(MODELS))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert "CHECKED" in done.stdout and "IMPORTED" not in done.stdout, \
+        done.stdout[-500:] + done.stderr[-500:]

@@ -17,6 +17,7 @@ import torch
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from deepmf.data import Interactions
 from deepmf.errors import DataError, DeepMFError
@@ -148,19 +149,30 @@ def _check_state(path: Path, name: str, skeleton: Recommender, state: dict) -> N
                             "unusable")
 
 
+class _Unfilled(TorchFunctionMode):
+    """Random fills skipped: ``normal_`` (the tensor method or ``nn.init``'s) returns its
+    tensor and ``torch.randn`` an empty one, so a model built under it (and the meta
+    device) draws nothing. Constructors should fill rather than compute (arithmetic on
+    meta tensors runs Python references too)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in (torch.Tensor.normal_, torch.nn.init.normal_):
+            return args[0] if args else kwargs["tensor"]
+        if func is torch.randn:
+            kwargs.pop("generator", None)
+            return torch.empty(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
 @contextmanager
 def _shapes_only():
-    """Modules built on the meta device (shapes, no storage), their ``normal_``
-    initialisation skipped: a meta tensor has no values to draw, and its ``normal_`` runs
-    a Python reference whose first call imports ``torch._dynamo``, which took 3.4 s of
-    every ``recommend``, ``evaluate`` and ``serve`` start (cProfile, 1M-log run)."""
-    draw = torch.nn.init.normal_
-    torch.nn.init.normal_ = lambda tensor, *args, **kwargs: tensor
-    try:
-        with torch.device("meta"):
-            yield
-    finally:
-        torch.nn.init.normal_ = draw
+    """Modules built on the meta device (shapes, no storage), without their random
+    initialisation: a meta tensor has no values to draw, and its ``normal_`` runs a Python
+    reference whose first call imports ``torch._dynamo``, which took 3.4 s of every
+    ``recommend``, ``evaluate`` and ``serve`` start (cProfile, 1M-log run)."""
+    with torch.device("meta"), _Unfilled():
+        yield
 
 
 def load_checkpoint(folder: Path, device: str | torch.device = "cpu", *,

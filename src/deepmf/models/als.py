@@ -65,10 +65,12 @@ class Alternating(Recommender):
                                seed=int(seed))
         generator = torch.Generator().manual_seed(int(seed))
         scale = init_std / float(dim) ** 0.5
-        self.user_factors = nn.Parameter(torch.randn(n_users, int(dim), generator=generator)
-                                         * scale, requires_grad=False)
-        self.item_factors = nn.Parameter(torch.randn(n_items, int(dim), generator=generator)
-                                         * scale, requires_grad=False)
+        self.user_factors = nn.Parameter(  # randn × scale, drawn in place: the same values
+            torch.empty(n_users, int(dim)).normal_(0.0, scale, generator=generator),
+            requires_grad=False)
+        self.item_factors = nn.Parameter(
+            torch.empty(n_items, int(dim)).normal_(0.0, scale, generator=generator),
+            requires_grad=False)
         self._sides: tuple[Interactions, RowIndex, RowIndex] | None = None
 
     def forward(self, users, items):
