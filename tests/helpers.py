@@ -101,3 +101,14 @@ def snapshot(folder: Path) -> dict:
     """Every file under ``folder`` with its size and modification time."""
     return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*"))}
+
+
+def fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet) and return its stdout and
+    stderr together, for tests of what a command imports."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    return done.stdout + done.stderr

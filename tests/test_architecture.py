@@ -124,8 +124,7 @@ def test_the_command_line_starts_without_the_heavy_libraries():
     """`deepmf --help`, a mistyped model and `deepmf datasets` must answer at once: none of
     them may import torch, pandas, scipy or matplotlib (seconds of start-up each), nor
     pydantic (a quarter of a second; typer 0.29 imports it to parse options)."""
-    import subprocess
-    import sys
+    from helpers import fresh_python
 
     probe = ("import sys\n"
              "from deepmf.cli import main\n"
@@ -134,7 +133,6 @@ def test_the_command_line_starts_without_the_heavy_libraries():
              "heavy = [m for m in ('torch', 'pandas', 'scipy', 'matplotlib', 'pydantic')\n"
              "         if m in sys.modules]\n"
              "print('HEAVY', heavy)\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120)
-    assert "HEAVY []" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
-    assert "unknown model 'nope'" in done.stderr
+    output = fresh_python(probe)
+    assert "HEAVY []" in output, output[-1000:]
+    assert "unknown model 'nope'" in output

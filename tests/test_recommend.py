@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import refused
+from helpers import fresh_python, refused
 
 from deepmf.cli import main
 from deepmf.data import Interactions
@@ -272,26 +272,19 @@ def test_loading_a_run_to_recommend_does_not_import_the_compiler(tiny_run):
     """A run's model is checked against a meta-device skeleton before it is built; that
     skeleton's ``normal_`` would import ``torch._dynamo`` (seconds of every ``recommend``,
     ``evaluate`` and ``serve`` start) if it were not skipped."""
-    import subprocess
-    import sys
-
     probe = ("import sys\n"
              "from deepmf.experiment.trained import TrainedModel\n"
              f"model = TrainedModel({str(tiny_run)!r}, load_data=False)\n"
              "print('LISTS', len(model.top_table(None, 3)))\n"
              "print('DYNAMO', 'torch._dynamo' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120)
-    assert "DYNAMO False" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
-    assert "LISTS 600" in done.stdout  # 200 users x 3
+    output = fresh_python(probe)
+    assert "DYNAMO False" in output, output[-1000:]
+    assert "LISTS 600" in output  # 200 users x 3
 
 
 def test_no_model_imports_the_compiler_when_checked_against_a_checkpoint():
     """Every model's skeleton (built on the meta device to check a checkpoint's shapes)
     draws and computes nothing that would import ``torch._dynamo``."""
-    import subprocess
-    import sys
-
     probe = ("import sys\n"
              "import numpy as np\n"
              "from deepmf.checkpoint import _shapes_only\n"
@@ -307,7 +300,5 @@ def test_no_model_imports_the_compiler_when_checked_against_a_checkpoint():
              "        print('IMPORTED BY', name)\n"
              "        break\n"
              "print('CHECKED', len(MODELS))\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120)
-    assert "CHECKED" in done.stdout and "IMPORTED" not in done.stdout, \
-        done.stdout[-500:] + done.stderr[-500:]
+    output = fresh_python(probe)
+    assert "CHECKED" in output and "IMPORTED" not in output, output[-1000:]
