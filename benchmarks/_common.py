@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +26,33 @@ def machine() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def timed(args: list[str], src: Path | None = None, env: dict | None = None) -> dict:
+    """Run ``args`` in a fresh process: its wall and CPU seconds, its own peak RSS
+    (``os.wait4``: this child's, not the largest of every child so far), exit code, stdout
+    and the end of its stderr. ``src``: a ``src/`` folder put on PYTHONPATH."""
+    environment = {**os.environ, **(env or {})}
+    if src is not None:
+        environment["PYTHONPATH"] = str(src)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=environment)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"wall": round(wall, 3), "cpu": round(usage.ru_utime + usage.ru_stime, 3),
+                "peak_rss_gb": round(usage.ru_maxrss / 1e6, 2), "code": child.returncode,
+                "stdout": out.read(), "stderr": err.read()[-400:]}
+
+
+def deepmf(*args: str) -> list[str]:
+    """The ``deepmf`` console script of whichever ``src/`` is on PYTHONPATH (the old code
+    has no ``__main__``)."""
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'deepmf'; "
+            "from deepmf.cli import run; run()", *args]
 
 
 def emit(result: dict) -> None:

@@ -14,37 +14,11 @@ recommending process's own (``ru_maxrss`` from ``os.wait4``). Prints JSON.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks._common import emit
+from benchmarks._common import deepmf, emit, timed
 from benchmarks.scale import shape
-
-
-def deepmf(*args: str) -> list[str]:
-    return [sys.executable, "-m", "deepmf", *args]
-
-
-def timed(command: list[str]) -> dict:
-    """Wall seconds, CPU seconds and peak RSS of this one child (``os.wait4``: not the
-    largest of every child so far, as ``RUSAGE_CHILDREN`` would give), its exit code and
-    the ends of its output."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return {"wall_seconds": round(wall, 2),
-                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-                "peak_rss_gb": round(usage.ru_maxrss / 1e6, 2), "code": child.returncode,
-                "stdout": out.read().strip()[-300:], "stderr": err.read().strip()[-300:]}
 
 
 def main() -> None:
@@ -67,7 +41,7 @@ def main() -> None:
             trained = timed(deepmf(
                 "train", "--model", args.model, "--epochs", "1", "--quiet", "--out", str(run),
                 "--dataset", f"synthetic:users={users},items={items},interactions={args.size}"))
-            result["trained"] = {k: trained[k] for k in ("wall_seconds", "code")}
+            result["trained"] = {k: trained[k] for k in ("wall", "code")}
             if trained["code"]:
                 result["error"] = trained["stderr"]
                 emit(result)
@@ -75,8 +49,10 @@ def main() -> None:
             runs = [run]
         for run in runs:
             out = Path(tmp, f"top-{run.name}.{args.format}")
-            row = {"run": str(run), **timed(deepmf("recommend", str(run), "--all-users",
-                                                   "--k", str(args.k), "--out", str(out)))}
+            done = timed(deepmf("recommend", str(run), "--all-users", "--k", str(args.k),
+                                "--out", str(out)))
+            row = {"run": str(run), "stdout": done["stdout"].strip()[-300:],
+                   **{k: done[k] for k in ("wall", "cpu", "peak_rss_gb", "code", "stderr")}}
             if row["code"] == 0:
                 table = pd.read_parquet(out) if args.format == "parquet" else pd.read_csv(out)
                 row.update(rows=len(table), users=int(table["user"].nunique()),

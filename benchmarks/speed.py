@@ -31,16 +31,14 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import ROOT, data_dir, old_checkout
+from benchmarks._common import ROOT, data_dir, deepmf, old_checkout, timed
 
 SURPRISE = """
 import json, sys, numpy as np
@@ -79,28 +77,6 @@ print(json.dumps({"samples": samples, "epoch_seconds": round(seconds, 3),
                   "samples_per_second": round(samples / seconds), "threads": int(sys.argv[2]),
                   "step": sys.argv[3]}))
 """
-
-
-def timed(args: list[str], src: Path | None = None, env: dict | None = None) -> dict:
-    """Run ``args`` in a fresh process; its wall and CPU seconds, exit code and stdout."""
-    environment = {**os.environ, **(env or {})}
-    if src is not None:
-        environment["PYTHONPATH"] = str(src)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    child = subprocess.run(args, capture_output=True, text=True, env=environment)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": round(wall, 3), "cpu": round(cpu, 3), "code": child.returncode,
-            "stdout": child.stdout, "stderr": child.stderr[-400:]}
-
-
-def deepmf(*args: str) -> list[str]:
-    """The ``deepmf`` console script of whichever ``src/`` is on PYTHONPATH (the old code
-    has no ``__main__``)."""
-    return [sys.executable, "-c", "import sys; sys.argv[0] = 'deepmf'; "
-            "from deepmf.cli import run; run()", *args]
 
 
 def median_of(runs: list[dict]) -> dict:
