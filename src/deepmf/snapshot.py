@@ -11,12 +11,13 @@ inverts it exactly (dict key types and tuples included).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from deepmf.files import fsync, replacing
 
 _TENSOR, _TUPLE, _DICT = "__tensor__", "__tuple__", "__dict__"
 
@@ -70,11 +71,9 @@ def save(folder: Path, name: str, value) -> None:
                       if p.stem.rsplit("-", 1)[1].isdigit()] or [0])
     weights = f"{name}-{serial}.safetensors"
     save_file(tensors, folder / weights)
-    _fsync(folder / weights)
-    tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps({"tensors": weights, "skeleton": skeleton}))
-    _fsync(tmp)
-    os.replace(tmp, index)
+    fsync(folder / weights)
+    with replacing(index, sync=True) as tmp:
+        tmp.write_text(json.dumps({"tensors": weights, "skeleton": skeleton}))
     for stale in folder.glob(f"{name}-*.safetensors"):
         if stale.name != weights:
             stale.unlink(missing_ok=True)
@@ -87,11 +86,6 @@ def load(folder: Path, name: str):
         return None
     meta = json.loads(index.read_text())
     return unflatten(load_file(folder / meta["tensors"]), meta["skeleton"])
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 class Budget:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -15,6 +14,7 @@ from rich.table import Table
 from deepmf.cli.app import app, err
 from deepmf.cli.commands import data_folder
 from deepmf.errors import DeepMFError
+from deepmf.files import replacing
 
 
 def _table(title: str, rows, score_label: str, history: bool = False,
@@ -136,20 +136,17 @@ def _table_file(out: str | None) -> Path:
 
 
 def _write_table(table, path: Path) -> None:
-    """Write the table under a temporary name beside ``path``, then rename it into place,
-    so an interrupted write leaves no half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write the table whole or not at all (:func:`deepmf.files.replacing`)."""
     try:
-        if path.suffix.lower() == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            if path.suffix.lower() == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False,
+                             sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except OSError as error:
         raise DeepMFError(f"--out {path}: cannot write it ({error.strerror or error})") \
             from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fields(scored, *extra: str) -> dict:

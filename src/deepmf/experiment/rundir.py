@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from deepmf.errors import ConfigError, DataError
 from deepmf.experiment.config import NOTES_HEADER, RunConfig
 from deepmf.experiment.plots import plot_curves
 from deepmf.experiment.runfiles import read_item_info, read_vocab, run_config
+from deepmf.files import replacing, write_text
 from deepmf.models import Recommender
 from deepmf.split import Split
 
@@ -135,7 +135,7 @@ class RunDir:
         """Create the directory of a new run with its settings and an empty ``state/``."""
         self.check_free()
         self.state.mkdir(parents=True, exist_ok=True)
-        _write(self.config, config.to_toml(notes))
+        write_text(self.config, config.to_toml(notes))
 
     def store(self, split: str, phase: str) -> LoopState:
         """Where one phase of one split keeps its loop state between epochs."""
@@ -151,24 +151,23 @@ class RunDir:
         Without ``notes`` (a resumed run) those of ``config.toml`` are kept."""
         kept = self.config.read_text().split(NOTES_HEADER, 1) if self.config.is_file() else []
         text = config.to_toml(notes)
-        _write(self.config, text if notes or len(kept) < 2 else
+        write_text(self.config, text if notes or len(kept) < 2 else
                text + "\n" + NOTES_HEADER + kept[1])
         self._write_history(results)
-        tmp = self.curves.with_name(f".tmp-{self.curves.name}")
-        plot_curves(tmp, results, metrics["task"])
-        os.replace(tmp, self.curves)
+        with replacing(self.curves) as tmp:
+            plot_curves(tmp, results, metrics["task"])
         vocab = {"users": dataset.users.to_list(), "items": dataset.items.to_list()}
-        _write(self.vocab, json.dumps(vocab, default=str))
+        write_text(self.vocab, json.dumps(vocab, default=str))
         if dataset.item_info is not None:
             info = dataset.item_info.copy()
             info.insert(0, "item", dataset.items.raw(info.index))
-            _write(self.items, info.to_csv(index_label="index"))
+            write_text(self.items, info.to_csv(index_label="index"))
         for result in results:
             folder = self.checkpoint(result.split.name)
             shutil.rmtree(folder, ignore_errors=True)
             save_checkpoint(folder, config.model, result.model, result.fit_data,
                             result.extra_seen)
-        _write(self.metrics, json.dumps(metrics, indent=2) + "\n")
+        write_text(self.metrics, json.dumps(metrics, indent=2) + "\n")
         shutil.rmtree(self.state, ignore_errors=True)
 
     def _write_history(self, results: list[FoldResult]) -> None:
@@ -180,7 +179,7 @@ class RunDir:
         writer = csv.DictWriter(text, columns)
         writer.writeheader()
         writer.writerows(rows)
-        _write(self.history, text.getvalue())
+        write_text(self.history, text.getvalue())
 
 
 class LoopState:
@@ -198,10 +197,3 @@ class LoopState:
 
     def save(self, state: dict) -> None:
         snapshot.save(self.folder, self.name, state)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write a text file under a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

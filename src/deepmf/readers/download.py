@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
 from deepmf.errors import DataError
+from deepmf.files import replacing
 
 CHUNK = 1 << 16
 
@@ -46,42 +47,41 @@ def fetch(
     if not md5:
         raise DataError(f"no published checksum for {url}, not downloading it{hint}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     digest = hashlib.md5()
     try:
-        with os.fdopen(handle, "wb") as out:
-            try:
-                response = opener(url, timeout=timeout)
-            except TypeError:  # openers without a timeout argument
-                response = opener(url)
-            with response:
-                total = response.headers.get("Content-Length") if response.headers else None
-                show = progress and sys.stderr.isatty()
-                with Progress(*Progress.get_default_columns(), DownloadColumn(),
-                              TransferSpeedColumn(), disable=not show, transient=True) as bar:
-                    task = bar.add_task(f"{dest.name}", total=int(total) if total else None)
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.advance(task, len(chunk))
-        got = digest.hexdigest()
-        if got != md5.lower():
-            raise DataError(f"checksum mismatch for {url}: expected {md5}, got {got}")
-        os.replace(tmp, dest)
+        with replacing(dest) as tmp:
+            with open(tmp, "wb") as out:
+                try:
+                    response = opener(url, timeout=timeout)
+                except TypeError:  # openers without a timeout argument
+                    response = opener(url)
+                with response:
+                    _stream(response, out, digest, dest.name, progress)
+            got = digest.hexdigest()
+            if got != md5.lower():
+                raise DataError(f"checksum mismatch for {url}: expected {md5}, got {got}")
     except DataError:
-        tmp.unlink(missing_ok=True)
         raise
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
         if isinstance(exc, urllib.error.HTTPError):
             reason = f"HTTP {exc.code} {exc.reason}"
         raise DataError(f"could not download {url}: {_one_line(reason)}{hint}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
+
+
+def _stream(response, out, digest, name: str, progress: bool) -> None:
+    """Copy the response to ``out`` a chunk at a time, hashing it, with a progress bar on a
+    terminal."""
+    total = response.headers.get("Content-Length") if response.headers else None
+    show = progress and sys.stderr.isatty()
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                  disable=not show, transient=True) as bar:
+        task = bar.add_task(name, total=int(total) if total else None)
+        while chunk := response.read(CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            bar.advance(task, len(chunk))
 
 
 def safe_extract(archive: Path, target: Path) -> None:
