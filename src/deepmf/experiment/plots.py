@@ -9,19 +9,17 @@ import numpy as np
 LOWER_IS_BETTER = ("rmse", "mae")
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A figure drawn by the Agg renderer, without pyplot: no global state to close, safe
+    beside other threads, and 0.1-0.2 s less to import."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize, dpi=110)
 
 
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
-    _pyplot().close(fig)
 
 
 def _integer_epochs(ax) -> None:
@@ -70,7 +68,6 @@ def plot_curves(path: Path, results: list, task: str) -> None:
     and the validation HR/NDCG on two panels, as they are on different scales. With
     several splits (folds) each is drawn thin in its metric's colour and the mean bold.
     """
-    plt = _pyplot()
     histories = [[r for r in res.history if r.get("phase", "select") == "select"]
                  for res in results]
     first = histories[0][0] if histories and histories[0] else {}
@@ -78,8 +75,8 @@ def plot_curves(path: Path, results: list, task: str) -> None:
     panels = [[("train_rmse", "train RMSE"), ("valid_rmse", "validation RMSE"),
                ("test_rmse", "test RMSE")]] if task == "explicit" else \
         [[("loss", "training loss")], [(k, k.replace("_", " ")) for k in ranking]]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), dpi=110,
-                             squeeze=False)
+    fig = _figure((5.2 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     colors = ("tab:blue", "tab:orange", "tab:green")
     for ax, keys, ylabel in zip(axes[0], panels, ("RMSE" if task == "explicit" else "loss",
                                                    "validation metric")):
@@ -117,13 +114,12 @@ def plot_comparison(path: Path, table: dict, curves: dict, metrics: list[str],
         curves: ``{model: [history, ...]}``, one history per seed.
         metrics: the metrics to draw, each on its own axis.
     """
-    plt = _pyplot()
     models = list(table)
     n = len(metrics) + 1
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), dpi=110,
-                             squeeze=False)
+    fig = _figure((4.4 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     colors = {m: f"C{i}" for i, m in enumerate(models)}
     for ax, metric in zip(axes.flat, metrics):
         _bars(ax, models, metric, table, colors)
@@ -188,13 +184,13 @@ def _bars(ax, models: list[str], metric: str, table: dict, colors: dict) -> None
 def plot_tuning_history(path: Path, study, monitor: str) -> None:
     """Each trial's validation value (pruned ones at their last report) and the best so
     far; values far worse than most are left off the axis and counted."""
-    plt = _pyplot()
     from optuna.trial import TrialState
 
     maximize = study.direction.name == "MAXIMIZE"
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED and t.intermediate_values]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = _figure((7, 4))
+    ax = fig.subplots()
     values = [t.value for t in done]
     ax.scatter([t.number for t in done], values, s=18, color="tab:blue", label="finished")
     last = [t.intermediate_values[max(t.intermediate_values)] for t in pruned]
@@ -237,9 +233,9 @@ def plot_importances(path: Path, study) -> dict | None:
         importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError):
         return None
-    plt = _pyplot()
     names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.4), dpi=110)
+    fig = _figure((6, 0.5 * len(names) + 1.4))
+    ax = fig.subplots()
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     for i, name in enumerate(names):
         ax.annotate(f"{importances[name]:.2f}", (importances[name], i), xytext=(3, 0),
