@@ -44,7 +44,7 @@ ALLOWED = {  # module (or package) -> what it may import besides itself and its 
                           "deepmf.losses", "deepmf.evaluate", "deepmf.tasks", "deepmf.train",
                           "deepmf.solve",
                           "deepmf.checkpoint", "deepmf.recommend", "deepmf.metrics",
-                          "deepmf.snapshot", "deepmf.distributed"),
+                          "deepmf.snapshot", "deepmf.distributed", "deepmf.optim"),
     "deepmf.serve": (*LOW, "deepmf.recommend", "deepmf.experiment"),
     "deepmf.cli": ("deepmf",),  # the face: anything below it
     "deepmf": ("deepmf",),  # __init__ re-exports lazily; __main__ runs the CLI

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from deepmf.data import Interactions
-from deepmf.optim import DENSE_SHARE, LazyAdam, covered
+from deepmf.experiment.config import RunConfig
+from deepmf.experiment.recipes import lazy_tables_note
+from deepmf.optim import DENSE_SHARE, LazyAdam, covered, lookup_shares
 from deepmf.tasks import RankingTask, RatingTask
 from deepmf.train import TrainConfig, fit, make_optimizer
 from tests.test_fused import model_for, ratings
@@ -151,3 +153,34 @@ def test_a_sparse_lookup_gives_each_distinct_row_its_summed_gradient():
     LazyAdam([sparse.weight], lr=0.1).step()
     LazyAdam([twin], lr=0.1).step()
     torch.testing.assert_close(sparse.weight.detach(), twin.detach())
+
+
+def test_the_run_says_which_tables_keep_dense_adam():
+    """ml-20m's shape with biased-mf's recipe: 2 x 1,820 anchors and positives of 138,000
+    users (2.6 %), and 1,820 positives plus 14,560 uniform negatives of 27,000 items
+    (1,820 + 27,000 (1 - e^-0.539) = 13,076 rows, 48 %): the items alone stay dense."""
+    big = RunConfig(model="biased-mf", task="implicit", optimizer="lazy-adam",
+                    batch_size=16_384, num_neg=8, loss="bce")
+    note = lazy_tables_note(big, 138_000, 27_000)
+    assert note.startswith("the 27,000 items (a batch looks up about 48%) keep dense Adam")
+    assert note.endswith("the users update their looked-up rows")
+    assert lookup_shares(138_000, 27_000, 16_384, 8, anchors=True)[0] == \
+        pytest.approx(3_640 / 138_000)
+    assert lazy_tables_note(replace(big, optimizer="adam"), 138_000, 27_000) is None
+    assert lazy_tables_note(replace(big, batch_size=1_024), 138_000, 270_000) is None  # sparse
+    rating = RunConfig(model="biased-mf", task="explicit", optimizer="lazy-adam",
+                       batch_size=1_024, num_neg=8)  # rating pairs: no negatives
+    assert lookup_shares(943, 1_682, 1_024)[0] == 1.0
+    assert "it trains as adam" in lazy_tables_note(rating, 943, 1_682)
+
+
+def test_a_lazy_adam_run_on_small_tables_says_it_trains_as_adam(tmp_path, tiny_data):
+    from deepmf.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "gmf", "--dataset", "ml-100k", "--task", "implicit",
+                 "--optimizer", "lazy-adam", "--epochs", "1", "--quiet", "--data-dir",
+                 str(tiny_data), "--out", str(out)]) == 0
+    note = next(line for line in (out / "config.toml").read_text().splitlines()
+                if line.startswith("# lazy_adam:"))
+    assert "the 200 users" in note and "the 100 items" in note and "trains as adam" in note

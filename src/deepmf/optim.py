@@ -157,6 +157,16 @@ def covered(uniform: float, other: float, rows: int) -> float:
     return min(1.0, (other - rows * math.expm1(-uniform / rows)) / rows) if rows > 0 else 1.0
 
 
+def lookup_shares(n_users: int, n_items: int, batch_size: int, num_neg: int = 0,
+                  anchors: bool = False) -> tuple[float, float]:
+    """About the share of the user rows and of the item rows one batch looks up: a batch of
+    ``batch_size`` pairs, or for ranking (``num_neg`` > 0) its positives' users and items and
+    ``num_neg`` uniform negatives a positive, with ``anchors`` (the log loss: a batch holds
+    ``1 + num_neg`` samples a positive) as many anchor users again."""
+    p = max(1, batch_size // (1 + num_neg)) if anchors else batch_size
+    return covered(0, (1 + anchors) * p, n_users), covered(p * num_neg, p, n_items)
+
+
 def sparse_tables(model: torch.nn.Module, shares: tuple[float, float] | None = None) -> None:
     """Give ``model``'s embedding tables row gradients (for ``lazy-adam``), all but those of
     which one batch looks up more than ``DENSE_SHARE`` of the rows; ``shares``: the share of

@@ -17,7 +17,7 @@ from deepmf.evaluate import evaluate_ratings, evaluate_sampled
 from deepmf.losses import RANKING_LOSSES, bpr, mse
 from deepmf.models.compiled import first_size_compiled
 from deepmf.models.fused import bce_grad, fusable, mse_grad
-from deepmf.optim import covered
+from deepmf.optim import lookup_shares
 from deepmf.sampling import NegativeSampler, drawing_on
 
 
@@ -67,8 +67,7 @@ class RatingTask:
 
     def lookup_shares(self) -> tuple[float, float]:
         """About the share of the user rows and of the item rows one batch looks up."""
-        train, n = self.train, self.batch_size
-        return covered(0, n, train.n_users), covered(0, n, train.n_items)
+        return lookup_shares(self.train.n_users, self.train.n_items, self.batch_size)
 
     def _tally(self, squares: torch.Tensor, count: int) -> None:
         self._squares, self._count = self._squares + squares.detach(), self._count + count
@@ -180,10 +179,8 @@ class RankingTask:
     def lookup_shares(self) -> tuple[float, float]:
         """About the share of the user rows and of the item rows one batch looks up: the
         users of its positives (and with bce of its anchors), their items and the negatives."""
-        k, bce = self.num_neg, self.loss_name == "bce"
-        p = max(1, self.batch_size // (1 + k)) if bce else self.batch_size
-        return covered(0, (1 + bce) * p, self.train.n_users), covered(p * k, p,
-                                                                      self.train.n_items)
+        return lookup_shares(self.train.n_users, self.train.n_items, self.batch_size,
+                             self.num_neg, anchors=self.loss_name == "bce")
 
     def loss(self, model, batch):
         """The batch's loss, plus ``reg`` times the penalty on the rows of its positive

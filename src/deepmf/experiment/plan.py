@@ -20,7 +20,7 @@ from deepmf.distributed import launched
 from deepmf.errors import ConfigError
 from deepmf.experiment.config import MODEL_FIELDS, RunConfig
 from deepmf.experiment.guards import check_plan, check_splits
-from deepmf.experiment.recipes import TRAINING, recipe
+from deepmf.experiment.recipes import TRAINING, lazy_tables_note, recipe
 from deepmf.models import EXPLICIT_MODELS, hyperparameters, model_class
 from deepmf.readers import load_dataset
 from deepmf.readers.movielens import MOVIELENS
@@ -42,8 +42,7 @@ class Plan:
     config: RunConfig
     dataset: Dataset
     splits: list[Split]
-    notes: dict[str, str] = field(default_factory=dict)
-    """Why a rule of the log's statistics set a default (by setting), for config.toml."""
+    notes: dict[str, str] = field(default_factory=dict)  # rules of the log's statistics
 
     @property
     def task(self) -> str:
@@ -99,10 +98,11 @@ def make_plan(config: RunConfig) -> Plan:
         if config.min_rating is not None:
             check_splits(config, dataset, splits, _kept_by(config.min_rating, dataset))
     check_settings(config)
-    notes: dict[str, str] = {}
+    notes: dict[str, str | None] = {}
     settings = resolve(config, len(splits[0].train), notes, table_rows(dataset))
-    plan = Plan(settings, dataset, splits,
-                {k: v for k, v in notes.items() if getattr(config, k) is None})
+    notes["lazy_adam"] = lazy_tables_note(settings, dataset.n_users, dataset.n_items)
+    plan = Plan(settings, dataset, splits,  # notes on what the user set are left out
+                {k: v for k, v in notes.items() if v and getattr(config, k, None) is None})
     check_plan(plan.config, dataset, splits, plan.model_options())
     return plan
 

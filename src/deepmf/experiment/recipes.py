@@ -163,3 +163,27 @@ def _by_size(model: str, task: str, pretrain: bool, n_train: int | None,
                                    f"{samples // n_train} samples to take {MIN_STEPS} steps")
         defaults = {**defaults, "batch_size": batch}
     return defaults
+
+
+def lazy_tables_note(config, n_users: int, n_items: int) -> str | None:
+    """For a run with ``lazy-adam``: which tables keep dense Adam, since one batch looks up
+    more than ``optim.DENSE_SHARE`` of their rows (every one: it trains as ``adam``)."""
+    if config.optimizer != "lazy-adam":
+        return None
+    from deepmf.optim import DENSE_SHARE, lookup_shares
+
+    ranking = config.task == "implicit"
+    shares = lookup_shares(n_users, n_items, config.batch_size,
+                           config.num_neg if ranking else 0,
+                           anchors=ranking and config.loss == "bce")
+    tables = list(zip(("users", "items"), (n_users, n_items), shares))
+    dense = [f"the {n:,} {what} (a batch looks up about {share:.0%})"
+             for what, n, share in tables if share > DENSE_SHARE]
+    if not dense:
+        return None
+    reason = (f"over {DENSE_SHARE:.0%} of a table's rows, streaming it whole costs less than "
+              "updating its looked-up rows")
+    if len(dense) == 2:
+        return f"{dense[0]} and {dense[1]} both keep dense Adam ({reason}): it trains as adam"
+    sparse = next(what for what, _, share in tables if share <= DENSE_SHARE)
+    return f"{dense[0]} keep dense Adam ({reason}); the {sparse} update their looked-up rows"
