@@ -152,7 +152,7 @@ class RunDir:
         kept = self.config.read_text().split(NOTES_HEADER, 1) if self.config.is_file() else []
         text = config.to_toml(notes)
         write_text(self.config, text if notes or len(kept) < 2 else
-               text + "\n" + NOTES_HEADER + kept[1])
+                   text + "\n" + NOTES_HEADER + kept[1])
         self._write_history(results)
         with replacing(self.curves) as tmp:
             plot_curves(tmp, results, metrics["task"])
