@@ -157,6 +157,12 @@ def covered(uniform: float, other: float, rows: int) -> float:
     return min(1.0, (other - rows * math.expm1(-uniform / rows)) / rows) if rows > 0 else 1.0
 
 
+def keeps_dense(share: float) -> bool:
+    """Whether ``lazy-adam`` keeps a table dense (plain Adam over all of it) where one batch
+    looks up ``share`` of its rows: over ``DENSE_SHARE``."""
+    return share > DENSE_SHARE
+
+
 def lookup_shares(n_users: int, n_items: int, batch_size: int, num_neg: int = 0,
                   anchors: bool = False) -> tuple[float, float]:
     """About the share of the user rows and of the item rows one batch looks up: a batch of
@@ -175,7 +181,7 @@ def sparse_tables(model: torch.nn.Module, shares: tuple[float, float] | None = N
     for module in model.modules():
         if isinstance(module, torch.nn.Embedding):
             mine = [s for s, n in zip(shares or (), spaces) if n == module.num_embeddings]
-            module.sparse = not mine or max(mine) <= DENSE_SHARE
+            module.sparse = not mine or not keeps_dense(max(mine))
 
 
 def _distinct_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

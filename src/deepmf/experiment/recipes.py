@@ -170,7 +170,7 @@ def lazy_tables_note(config, n_users: int, n_items: int) -> str | None:
     more than ``optim.DENSE_SHARE`` of their rows (every one: it trains as ``adam``)."""
     if config.optimizer != "lazy-adam":
         return None
-    from deepmf.optim import DENSE_SHARE, lookup_shares
+    from deepmf.optim import DENSE_SHARE, keeps_dense, lookup_shares
 
     ranking = config.task == "implicit"
     shares = lookup_shares(n_users, n_items, config.batch_size,
@@ -178,12 +178,12 @@ def lazy_tables_note(config, n_users: int, n_items: int) -> str | None:
                            anchors=ranking and config.loss == "bce")
     tables = list(zip(("users", "items"), (n_users, n_items), shares))
     dense = [f"the {n:,} {what} (a batch looks up about {share:.0%})"
-             for what, n, share in tables if share > DENSE_SHARE]
+             for what, n, share in tables if keeps_dense(share)]
     if not dense:
         return None
     reason = (f"over {DENSE_SHARE:.0%} of a table's rows, streaming it whole costs less than "
               "updating its looked-up rows")
     if len(dense) == 2:
         return f"{dense[0]} and {dense[1]} both keep dense Adam ({reason}): it trains as adam"
-    sparse = next(what for what, _, share in tables if share <= DENSE_SHARE)
+    sparse = next(what for what, _, share in tables if not keeps_dense(share))
     return f"{dense[0]} keep dense Adam ({reason}); the {sparse} update their looked-up rows"
